@@ -1,0 +1,121 @@
+"""One runner for every subprocess (docker build, helm, kubectl, hadolint).
+
+Arguments are lists, never shell strings. Every result keeps the command, exit code and
+output; secret values registered with `redact()` are replaced before anything is logged,
+shown in a failure, or written to a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+log = logging.getLogger("shipcheck")
+
+_SECRETS: set[str] = set()
+MASK = "******"
+
+
+def redact(*values: str | None) -> None:
+    """Register secret values; they are masked in every later log line and report."""
+    for value in values:
+        if value and len(value) >= 4:  # shorter strings would mask ordinary words
+            _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class CommandError(RuntimeError):
+    def __init__(self, result: "CommandResult", what: str = ""):
+        self.result = result
+        super().__init__(f"{what + ': ' if what else ''}{result!r}\n{result.tail()}")
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    rc: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    @property
+    def command(self) -> str:
+        return scrub(" ".join(self.argv))
+
+    def tail(self, lines: int = 30) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return scrub("\n".join(text[-lines:]))
+
+    def __repr__(self) -> str:
+        return f"CommandResult({self.command!r}, rc={self.rc}, {self.duration_s:.1f} s)"
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout_s: float | None = None,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+    cwd: str | os.PathLike | None = None,
+    what: str = "",
+    on_line: Callable[[str], None] | None = None,
+) -> CommandResult:
+    """Run argv to completion and return its result; raise CommandError when check fails.
+
+    With `on_line`, stdout and stderr are merged and each (scrubbed) line is passed to it
+    as it arrives: progress for long work such as image builds.
+    """
+    __tracebackhide__ = True
+    argv = [str(a) for a in argv]
+    full_env = {**os.environ, **env} if env else None
+    log.debug("run: %s", scrub(" ".join(argv)))
+    start = time.monotonic()
+    try:
+        if on_line is None:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout_s, env=full_env, input=input_text, cwd=cwd
+            )
+            rc, out, err = proc.returncode, proc.stdout, proc.stderr
+        else:
+            rc, out, err = _run_streaming(argv, on_line, full_env, cwd, timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        rc, err = -9, err + f"\ntimed out after {timeout_s} s"
+    except FileNotFoundError:
+        rc, out, err = 127, "", f"{argv[0]}: command not found"
+    result = CommandResult(argv, rc, out, err, time.monotonic() - start)
+    log.debug("%r", result)
+    if check and not result.ok:
+        raise CommandError(result, what)
+    return result
+
+
+def _run_streaming(argv, on_line, env, cwd, timeout_s) -> tuple[int, str, str]:
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    lines: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = scrub(raw.rstrip("\n"))
+            lines.append(line)
+            on_line(line)
+            if deadline and time.monotonic() > deadline:
+                proc.kill()
+                return -9, "\n".join(lines), f"timed out after {timeout_s} s"
+        proc.wait()
+    return proc.returncode, "\n".join(lines), ""

@@ -1,0 +1,109 @@
+"""Fixtures shared by the stages: the Docker engine, the builds, and component parameters.
+
+Tests that take `component` run once per configured component; `app_component` only for
+app components (those with an HTTP health path).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from . import images, progress
+from .config import Config
+from .plugin import CONFIG_KEY
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    cfg: Config = metafunc.config.stash[CONFIG_KEY]
+    for name, chosen in (("component", list(cfg.components.values())), ("app_component", cfg.apps)):
+        if name in metafunc.fixturenames:
+            # Function scope keeps the file's order (gate by gate); a wider scope would make
+            # pytest regroup tests per component and stop containers others still need.
+            metafunc.parametrize(name, chosen, ids=[c.name for c in chosen])
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A connected Docker SDK client; without an engine the whole run stops here."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:
+        pytest.exit(f"Docker engine unreachable ({type(exc).__name__}: {exc}). Start it (set-up: "
+                    "`bash setup/docker.sh`), or point DOCKER_HOST at a running engine.", returncode=3)
+    return client
+
+
+@pytest.fixture(scope="session")
+def git_revision(cfg: Config) -> str:
+    out = subprocess.run(["git", "-C", str(cfg.root), "rev-parse", "--short=12", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+@pytest.fixture(scope="session")
+def builds(pytestconfig, cfg: Config, docker_client, git_revision, figures) -> dict[str, images.BuildResult]:
+    """Build every component's image with BuildKit (in parallel unless --sequential-builds)."""
+    cli = images.docker_cli()
+    ca_option = pytestconfig.getoption("ca_bundle")
+    if ca_option == "auto":
+        ca_bundle = images.HOST_CA_BUNDLE if images.HOST_CA_BUNDLE.is_file() else None
+    elif ca_option == "none":
+        ca_bundle = None
+    else:
+        ca_bundle = Path(ca_option)
+        if not ca_bundle.is_file():
+            pytest.exit(f"--ca-bundle {ca_option}: no such file", returncode=4)
+
+    def present(ref: str) -> bool:
+        try:
+            docker_client.images.get(ref)
+            return True
+        except Exception:
+            return False
+
+    mode = pytestconfig.getoption("base_images")
+    jobs = []
+    for component in cfg.components.values():
+        args = images.resolve_base_images(component.base_images, cfg.stand_in_base_images, present, mode)
+        args.update(VERSION=cfg.version, REVISION=git_revision, SOURCE=cfg.source_url or "local")
+        jobs.append(partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
+                            no_cache=pytestconfig.getoption("shipcheck_no_cache")))
+    parallel = not pytestconfig.getoption("sequential_builds")
+    progress.say(f"building {len(jobs)} images {'in parallel' if parallel else 'one by one'} with BuildKit")
+    results, wall_s = images.build_all(jobs, parallel=parallel)
+    for result in results:
+        figures.add("builds", image=result.ref, ok=result.ok, seconds=round(result.duration_s, 1),
+                    base_images=", ".join(v for k, v in result.build_args.items() if k.endswith("IMAGE")))
+    figures.add("builds", image="(all, wall clock)", ok=all(r.ok for r in results), seconds=round(wall_s, 1))
+    return {r.component: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def built(builds, cfg: Config):
+    """The refs of images that built; a test needing an image that failed to build skips."""
+    def ref(component) -> str:
+        result = builds[component.name]
+        if not result.ok:
+            pytest.skip(f"{result.ref} did not build (see test_image_built_and_tagged[{component.name}])")
+        return result.ref
+    return ref
+
+
+@pytest.fixture(scope="session")
+def image_facts(docker_client, built):
+    """image_facts(component) -> ImageFacts of its built image, read once."""
+    cache: dict[str, images.ImageFacts] = {}
+
+    def read(component) -> images.ImageFacts:
+        ref = built(component)
+        if ref not in cache:
+            cache[ref] = images.ImageFacts.read(docker_client, ref)
+        return cache[ref]
+    return read

@@ -1,0 +1,211 @@
+"""pytest plugin: configuration, stage ordering, evidence and figures for the reports.
+
+- Options live in the "shipcheck" group; each has a default and an environment fallback.
+- The configuration file is loaded and validated in pytest_configure: a bad field stops
+  the run before anything is built.
+- Stages are the modules stages/test_NN_*.py, ordered with pytest-order. When a stage
+  fails, every later stage is skipped with the reason.
+- Fixtures register diagnosers while they hold live resources; when a test fails, each
+  one's evidence (logs, events, describe output) is attached to that test's report
+  (HTML log, JUnit system-out).
+- Figures (image sizes, timings, quota fit, usage) go to reports/summary.json and a
+  summary section at the top of reports/report.html.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from . import commands, progress
+from .config import Config, ConfigError, load
+
+STAGE_NAMES = {1: "build", 2: "containers", 3: "charts", 4: "deploy", 5: "health", 6: "cleanup"}
+CONFIG_KEY = pytest.StashKey[Config]()
+FIGURES_KEY = pytest.StashKey["Figures"]()
+_failed_stages: dict[int, str] = {}
+_diagnosers: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+
+
+class Figures:
+    """Measured figures by section, for summary.json and the HTML summary."""
+
+    def __init__(self) -> None:
+        self.sections: dict[str, list[dict]] = {}
+        self.images: dict[str, str] = {}  # title -> base64 PNG
+        self.html: dict[str, str] = {}  # title -> HTML fragment (charts)
+
+    def add(self, section: str, **row) -> None:
+        self.sections.setdefault(section, []).append(row)
+
+    def add_png(self, title: str, png_base64: str) -> None:
+        self.images[title] = png_base64
+
+    def add_html(self, title: str, fragment: str) -> None:
+        self.html[title] = fragment
+
+    def as_dict(self) -> dict:
+        return {"sections": self.sections, "images": sorted(self.images)}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shipcheck", "deployment pipeline (shipcheck)")
+    group.addoption("--shipcheck-config", default=os.environ.get("SHIPCHECK_CONFIG"),
+                    help="pipeline configuration file (env SHIPCHECK_CONFIG; default: shipcheck.yaml in the rootdir)")
+    group.addoption("--set", dest="shipcheck_set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a configuration field, e.g. --set components.todo-frontend.size_budget_mb=180")
+    group.addoption("--base-images", choices=("auto", "official", "stand-in"),
+                    default=os.environ.get("SHIPCHECK_BASE_IMAGES", "auto"),
+                    help="official base images, local stand-ins (setup/base-images.sh), or auto: official when "
+                         "present in the engine (env SHIPCHECK_BASE_IMAGES; default auto)")
+    group.addoption("--ca-bundle", default=os.environ.get("SHIPCHECK_CA_BUNDLE", "auto"),
+                    help="CA bundle passed to builds as a BuildKit secret for pip/npm behind TLS-intercepting "
+                         "proxies: a path, 'auto' (the host bundle when present) or 'none' (env SHIPCHECK_CA_BUNDLE)")
+    group.addoption("--sequential-builds", action="store_true", default=False,
+                    help="build images one after another instead of in parallel")
+    group.addoption("--no-cache", dest="shipcheck_no_cache", action="store_true", default=False,
+                    help="build without the BuildKit cache (cold build)")
+    group.addoption("--cluster", default=os.environ.get("SHIPCHECK_CLUSTER"),
+                    help="cluster provider: auto, existing, minikube, kind, k3d, local (env SHIPCHECK_CLUSTER; "
+                         "default: cluster_provider in the configuration)")
+    group.addoption("--cleanup", action="store_true", default=os.environ.get("SHIPCHECK_CLEANUP") == "1",
+                    help="run stage 6: uninstall the releases and delete the namespace (env SHIPCHECK_CLEANUP=1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "order: stage order (pytest-order)")
+    path = Path(config.getoption("shipcheck_config") or Path(config.rootpath) / "shipcheck.yaml")
+    try:
+        config.stash[CONFIG_KEY] = load(path, config.getoption("shipcheck_set"))
+    except ConfigError as exc:
+        raise pytest.UsageError(f"shipcheck configuration {path}: {exc}") from None
+    config.stash[FIGURES_KEY] = Figures()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        def to_terminal(line: str) -> None:
+            reporter.ensure_newline()
+            reporter.write_line(line)
+        progress.sink = to_terminal
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    cfg = config.stash[CONFIG_KEY]
+    parts = ", ".join(f"{c.name} ({c.role})" for c in cfg.components.values())
+    return [f"shipcheck: {cfg.app} {cfg.version}; components: {parts}; namespace {cfg.namespace}"]
+
+
+# --- fixtures ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def cfg(pytestconfig: pytest.Config) -> Config:
+    """The validated pipeline configuration."""
+    return pytestconfig.stash[CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def figures(pytestconfig: pytest.Config) -> Figures:
+    """Record measured figures for summary.json and the HTML summary."""
+    return pytestconfig.stash[FIGURES_KEY]
+
+
+@pytest.fixture(scope="session")
+def register_diagnoser() -> Callable:
+    """register_diagnoser(name, fn): while registered, fn() -> [(title, text)] is attached
+    to the report of any failing test. Returns a function that unregisters it."""
+    def register(name: str, fn: Callable[[], list[tuple[str, str]]]) -> Callable[[], None]:
+        _diagnosers[name] = fn
+        return lambda: _diagnosers.pop(name, None)
+    return register
+
+
+# --- stage ordering and skipping --------------------------------------------------------
+def stage_of(item: pytest.Item) -> int | None:
+    marker = item.get_closest_marker("order")
+    if marker is None or "stages" not in Path(str(item.fspath)).parts:
+        return None
+    return int(marker.args[0] if marker.args else marker.kwargs.get("index"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    stage = stage_of(item)
+    if stage is None:
+        return
+    if stage == 6 and not item.config.getoption("cleanup"):
+        pytest.skip("cleanup is opt-in: pass --cleanup (or SHIPCHECK_CLEANUP=1) to uninstall and delete the namespace")
+    earlier = sorted(s for s in _failed_stages if s < stage)
+    if earlier:
+        first = earlier[0]
+        pytest.skip(f"stage {first} ({STAGE_NAMES.get(first, '?')}) failed at {_failed_stages[first]}; "
+                    f"fix it first (later stages depend on it)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed:
+        stage = stage_of(item)
+        if stage is not None:
+            _failed_stages.setdefault(stage, item.nodeid)
+        if report.when in ("call", "setup"):
+            _attach_diagnostics(report)
+    report.sections = [(title, commands.scrub(text)) for title, text in report.sections]
+    return report
+
+
+def _attach_diagnostics(report: pytest.TestReport) -> None:
+    for name, diagnose in list(_diagnosers.items()):
+        try:
+            evidence = diagnose()
+        except Exception as exc:  # diagnostics never raise
+            evidence = [(name, f"(could not collect diagnostics: {type(exc).__name__}: {exc})")]
+        for title, text in evidence:
+            # "Captured stdout" puts the evidence in JUnit's system-out too.
+            report.sections.append((f"Captured stdout diagnostics: {title}", commands.scrub(text)))
+
+
+# --- reports ----------------------------------------------------------------------------
+_stage_times: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::")[0]
+    if module.startswith("stages/"):
+        _stage_times[module] = _stage_times.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    figures = session.config.stash.get(FIGURES_KEY, None)
+    if figures is None:
+        return
+    for module, seconds in sorted(_stage_times.items()):
+        figures.add("stage timings", stage=module, seconds=round(seconds, 1))
+    out = Path(session.config.rootpath) / "reports"
+    if figures.sections and out.is_dir():
+        summary = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "failed_stages": {str(k): v for k, v in _failed_stages.items()}, **figures.as_dict()}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
+    figures = session.config.stash.get(FIGURES_KEY, None)
+    if figures is None:
+        return
+    for title, rows in figures.sections.items():
+        if not rows:
+            continue
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>"
+                       for row in rows)
+        postfix.append(f"<h3>{html.escape(title)}</h3><table class='shipcheck'><tr>{head}</tr>{body}</table>")
+    for title, fragment in figures.html.items():
+        postfix.append(f"<h3>{html.escape(title)}</h3>{fragment}")
+    for title, png in figures.images.items():
+        postfix.append(f"<h3>{html.escape(title)}</h3><img style='max-width:100%;border:1px solid #ccc' "
+                       f"src='data:image/png;base64,{png}' alt='{html.escape(title)}'>")

@@ -1,0 +1,73 @@
+"""Stage 1: build every image with BuildKit, in parallel, and judge what was built.
+
+The `builds` fixture does the work (once per session); each test is one gate, run per
+component, and its failure says what was measured, the limit and the fix.
+"""
+
+import pytest
+
+from shipcheck import image_policy, images, secrets_scan
+
+pytestmark = pytest.mark.order(1)
+
+
+def test_image_built_and_tagged(builds, component, docker_client):
+    result = builds[component.name]
+    assert result.ok, (f"{result.ref}: build failed after {result.duration_s:.0f} s. Last lines:\n{result.log_tail}\n"
+                       "Fix the Dockerfile step shown above. No registry here? Run `bash setup/base-images.sh` "
+                       "for stand-in base images.")
+    tags = [t for image in docker_client.images.list(name=component.image) for t in image.tags]
+    assert result.ref in tags, (f"{result.ref}: not in the engine after the build (tags of {component.image}: {tags}). "
+                                "Fix: build with -t <image>:<version> as configured in shipcheck.yaml.")
+
+
+@pytest.fixture
+def facts(image_facts, component):
+    return image_facts(component)
+
+
+def test_size_within_budget(facts, component, figures):
+    figures.add("image sizes", image=facts.ref, size_mb=round(facts.size_mb, 1), budget_mb=component.size_budget_mb,
+                used=f"{facts.size_mb / component.size_budget_mb:.0%}", measure="uncompressed, 1 MB = 10^6 bytes")
+    problem = image_policy.size_problem(facts.ref, facts.size_bytes, component.size_budget_mb)
+    assert problem is None, problem
+
+
+def test_runs_as_numeric_non_root_user(facts, component):
+    problem = image_policy.user_problem(facts.ref, facts.user, component.uid)
+    assert problem is None, problem
+
+
+def test_healthcheck_on_health_path(facts, component):
+    problem = image_policy.healthcheck_problem(facts.ref, facts.healthcheck, component.health_path)
+    assert problem is None, problem
+
+
+def test_oci_labels(facts, cfg):
+    problem = image_policy.label_problems(facts.ref, facts.labels, cfg.version)
+    assert problem is None, problem
+
+
+def test_no_secrets_in_env_labels_or_history(facts):
+    findings = (secrets_scan.scan_env(facts.env) + secrets_scan.scan_labels(facts.labels)
+                + secrets_scan.scan_history(facts.history))
+    assert not findings, (
+        f"{facts.ref}: {len(findings)} secret-looking value(s), limit 0: " + "; ".join(map(str, findings))
+        + ". Fix: pass secrets at run time (Kubernetes Secret, env), or to builds as BuildKit secrets "
+          "(RUN --mount=type=secret); never as ENV, ARG or LABEL.")
+
+
+def test_no_secret_files_in_layers(docker_client, facts):
+    findings = images.scan_layers(docker_client, facts.ref)
+    assert not findings, (
+        f"{facts.ref}: {len(findings)} secret file(s) in its layers, limit 0: " + "; ".join(map(str, findings))
+        + ". Fix: add them to the context's .dockerignore; deleting them in a later step does not remove them "
+          "from the earlier layer.")
+
+
+def test_hadolint_clean(cfg, component):
+    findings = images.hadolint(component.dockerfile, cfg.hadolint_threshold)
+    listed = "; ".join(f"line {f['line']} {f['code']} ({f['level']}): {f['message']}" for f in findings)
+    assert not findings, (
+        f"{component.dockerfile.name}: {len(findings)} hadolint finding(s) at or above '{cfg.hadolint_threshold}', "
+        f"limit 0: {listed}. Fix each, or add `# hadolint ignore=CODE` above the line with the reason.")
