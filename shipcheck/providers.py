@@ -1,0 +1,164 @@
+"""Cluster providers: where the pipeline deploys, and how a locally built image gets there.
+
+existing  the current kubeconfig context, as it is
+minikube  `minikube start --cpus=4 --memory=8192 --driver=docker` (the seed's cluster)
+kind      a kind cluster named "shipcheck"
+k3d       a k3d cluster named "shipcheck"
+local     upstream Kubernetes built from source and run by setup/local-cluster.sh
+auto      a reachable current context first, then an installed tool, then local
+
+Images are never pulled: each provider loads the image built by stage 1 into its nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import commands, progress
+
+SETUP_DIR = Path(__file__).resolve().parent.parent / "setup"
+LOCAL_KUBECONFIG = "/var/run/kubernetes/admin.kubeconfig"
+CLUSTER_NAME = "shipcheck"
+TOOLS = ("minikube", "kind", "k3d")
+
+
+# --- pure --------------------------------------------------------------------------------
+def choose(requested: str, context_reachable: bool, installed: list[str]) -> str:
+    """The provider to use for `requested` (auto resolves in the documented order)."""
+    if requested != "auto":
+        return requested
+    if context_reachable:
+        return "existing"
+    for tool in TOOLS:
+        if tool in installed:
+            return tool
+    return "local"
+
+
+def loader_for_context(context: str) -> str | None:
+    """Which tool loads images into an existing context, judged by its conventional name."""
+    if context == "minikube":
+        return "minikube"
+    if context.startswith("kind-"):
+        return "kind"
+    if context.startswith("k3d-"):
+        return "k3d"
+    return None
+
+
+def load_argv(provider: str, ref: str, cluster: str = CLUSTER_NAME) -> list[str]:
+    if provider == "minikube":
+        return ["minikube", "image", "load", ref]
+    if provider == "kind":
+        return ["kind", "load", "docker-image", ref, "--name", cluster]
+    if provider == "k3d":
+        return ["k3d", "image", "import", ref, "-c", cluster]
+    if provider == "local":
+        return ["bash", str(SETUP_DIR / "local-cluster.sh"), "load", ref]
+    raise ValueError(f"provider {provider!r} cannot load images")
+
+
+def start_argv(provider: str) -> list[str]:
+    if provider == "minikube":
+        return ["minikube", "start", "--cpus=4", "--memory=8192", "--driver=docker"]
+    if provider == "kind":
+        return ["kind", "create", "cluster", "--name", CLUSTER_NAME, "--wait", "120s"]
+    if provider == "k3d":
+        return ["k3d", "cluster", "create", CLUSTER_NAME, "--wait"]
+    if provider == "local":
+        return ["bash", str(SETUP_DIR / "local-cluster.sh"), "start"]
+    raise ValueError(f"provider {provider!r} cannot be started")
+
+
+# --- the cluster in use ----------------------------------------------------------------------
+@dataclass
+class Cluster:
+    provider: str
+    kubeconfig: str | None  # None: the default kubeconfig
+    context: str | None
+    loader: str | None  # provider whose tool loads images, or None (images must be reachable)
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.provider} context={self.context} kubeconfig={self.kubeconfig}>"
+
+    def kube_args(self) -> list[str]:
+        """--kubeconfig/--context flags for kubectl and helm, added in one place."""
+        args = []
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            args += ["--context", self.context]
+        return args
+
+    def helm_args(self) -> list[str]:
+        args = []
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            args += ["--kube-context", self.context]
+        return args
+
+    def load_image(self, ref: str) -> float:
+        """Make a locally built image visible to the cluster's nodes; returns seconds taken."""
+        if self.loader is None:
+            progress.say(f"{ref}: context {self.context} has no known image loader; the cluster must reach the image")
+            return 0.0
+        progress.say(f"loading {ref} into the {self.provider} cluster")
+        result = commands.run(load_argv(self.loader, ref), timeout_s=600, what=f"loading {ref}")
+        return result.duration_s
+
+
+def current_context(kubeconfig: str | None = None) -> str | None:
+    from kubernetes import config as kconfig
+
+    try:
+        _, active = kconfig.list_kube_config_contexts(config_file=kubeconfig)
+        return active["name"]
+    except Exception:
+        return None
+
+
+def context_reachable(kubeconfig: str | None = None, context: str | None = None) -> bool:
+    from kubernetes import client, config as kconfig
+
+    try:
+        api = kconfig.new_client_from_config(config_file=kubeconfig, context=context)
+        client.VersionApi(api).get_code(_request_timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+def installed_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool)]
+
+
+def connect(requested: str) -> Cluster:
+    """Resolve the provider, start its cluster when needed, and describe it."""
+    env_kubeconfig = os.environ.get("KUBECONFIG")
+    reachable = requested in ("auto", "existing") and context_reachable(env_kubeconfig)
+    provider = choose(requested, reachable, installed_tools())
+    progress.say(f"cluster provider: {provider} (requested {requested})")
+    if provider == "existing":
+        context = current_context(env_kubeconfig)
+        if not reachable and not context_reachable(env_kubeconfig):
+            raise RuntimeError(f"the current kubeconfig context {context!r} does not answer; start the cluster, "
+                               "or choose a provider with --cluster (minikube, kind, k3d, local)")
+        return Cluster("existing", env_kubeconfig, context, loader_for_context(context or ""))
+    if provider == "local":
+        if not context_reachable(LOCAL_KUBECONFIG):
+            commands.run(start_argv("local"), timeout_s=5400, what="starting the local cluster",
+                         on_line=lambda line: progress.say(f"[local cluster] {line}"))
+        return Cluster("local", LOCAL_KUBECONFIG, None, "local")
+    if provider not in TOOLS:
+        raise RuntimeError(f"unknown cluster provider {provider!r}; use auto, existing, minikube, kind, k3d or local")
+    if not shutil.which(provider):
+        raise RuntimeError(f"--cluster {provider}: `{provider}` is not installed")
+    context = {"minikube": "minikube", "kind": f"kind-{CLUSTER_NAME}", "k3d": f"k3d-{CLUSTER_NAME}"}[provider]
+    if not context_reachable(env_kubeconfig, context):
+        commands.run(start_argv(provider), timeout_s=900, what=f"starting {provider}",
+                     on_line=lambda line: progress.say(f"[{provider}] {line}"))
+    return Cluster(provider, env_kubeconfig, context, provider)
