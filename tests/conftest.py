@@ -1,0 +1,23 @@
+"""Shared by the suite's own tests: pytester (for running real stages against seeded
+charts) and the repository's location."""
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin loads a configuration at start; the suite's own tests must not depend on the
+    # app's shipcheck.yaml (a broken one would stop them all). An explicit --shipcheck-config wins.
+    if not config.getoption("shipcheck_config", None):
+        config.option.shipcheck_config = str(REPO / "tests" / "seeded" / "unit.shipcheck.yaml")
