@@ -48,6 +48,9 @@ state = "/run/shipcheck-containerd/state"
   address = "$CONTAINERD_SOCK"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # This VM withholds CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj below the
+  # parent's (pod sandboxes ask for -998): clamp instead of failing every pod.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
@@ -79,6 +82,9 @@ network() {
   ]
 }
 EOF
+  # Shared mount propagation, as upstream does in containers (the VM boots with private
+  # mounts): network namespaces and volume mounts must reach the runtime.
+  mount --make-rshared /
   sysctl -qw net.ipv4.ip_forward=1
   [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true
   # cgroup v1 controllers the kubelet asks for but the VM leaves unmounted.
@@ -130,7 +136,7 @@ start() {
      EVICTION_HARD="memory.available<100Mi,nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%" \
      KUBELET_FLAGS="--image-gc-high-threshold=100 --image-gc-low-threshold=99" \
      ETCD_DIR="$STATE/etcd" \
-     with_heartbeat "starting the cluster" hack/local-up-cluster.sh -O >"$STATE/logs/local-up-cluster.log" 2>&1) || {
+     with_heartbeat "starting the cluster" bash hack/local-up-cluster.sh -O >"$STATE/logs/local-up-cluster.log" 2>&1) || {
        tail -40 "$STATE/logs/local-up-cluster.log" >&2; die "local-up-cluster.sh failed; logs in $STATE/logs"; }
   for _ in $(seq 1 90); do node_ready && break; sleep 1; done
   node_ready || die "node not Ready after 90 s; see $STATE/logs/kubelet.log"

@@ -7,10 +7,12 @@ a clear failure, where `helm --wait` would sit out its whole timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -48,14 +50,17 @@ class Helm:
         result = self.run("get", "values", release, "-o", "json", check=False)
         return (json.loads(result.stdout) or {}) if result.ok else {}
 
+    def template(self, release: str, chart: Path, values: dict, extra_values_files: tuple[Path, ...] = ()) -> str:
+        with values_file(release, values) as path:
+            args = ["template", release, str(chart)]
+            for extra in extra_values_files:
+                args += ["-f", str(extra)]
+            return self.run(*args, "-f", path, what=f"rendering {release}").stdout
+
     # --- actions ---
-    def upgrade(self, release: str, chart: Path, values: dict, timeout_s: float,
-                extra_values_files: tuple[Path, ...] = ()) -> commands.CommandResult:
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{release}-values-") as f:
-            yaml.safe_dump(values, f)
-            f.flush()
-            return self.run(*upgrade_args(release, chart, f.name, timeout_s, extra_values_files),
-                            check=False, timeout_s=timeout_s + 30)
+    def upgrade_argv(self, release: str, chart: Path, values_path: str, timeout_s: float,
+                     extra_values_files: tuple[Path, ...] = ()) -> list[str]:
+        return self.argv(*upgrade_args(release, chart, values_path, timeout_s, extra_values_files))
 
     def rollback(self, release: str, revision: int, timeout_s: float) -> commands.CommandResult:
         return self.run("rollback", release, str(revision), "--wait", "--timeout", f"{int(timeout_s)}s",
@@ -64,6 +69,16 @@ class Helm:
     def uninstall(self, release: str, timeout_s: float = 120) -> commands.CommandResult:
         return self.run("uninstall", release, "--wait", "--timeout", f"{int(timeout_s)}s",
                         check=False, timeout_s=timeout_s + 30)
+
+
+@contextlib.contextmanager
+def values_file(release: str, values: dict) -> Iterator[str]:
+    """The pipeline's values as a private temporary file (they hold no secrets: those live in
+    Secrets that the charts reference by name)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"shipcheck-{release}-") as f:
+        yaml.safe_dump(values, f)
+        f.flush()
+        yield f.name
 
 
 # --- pure ------------------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything the pipeline needs on a fresh Debian machine, installed only when missing:
+# the Python environment, a Docker engine, base images (stand-ins when no registry is
+# reachable), helm and kubectl, Chromium for the screenshot, PostgreSQL for the app tests.
+# The local cluster is built and started separately (setup/local-cluster.sh start).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+ROOT=$(cd "$SETUP_DIR/.." && pwd)
+
+apt_install git ca-certificates curl chromium postgresql
+
+# Python environment, reinstalled only when pyproject.toml changes.
+VENV=$ROOT/.venv
+stamp=$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)
+if [ ! -f "$VENV/.stamp-$stamp" ]; then
+  log "creating the Python environment in .venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e "$ROOT"
+  rm -f "$VENV"/.stamp-*; touch "$VENV/.stamp-$stamp"
+fi
+
+bash "$SETUP_DIR/docker.sh"
+
+# Official base images when the engine has them or can pull them; stand-ins otherwise.
+missing=()
+for image in node:20-alpine python:3.13-slim debian:trixie-slim; do
+  /usr/bin/docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
+done
+if [ ${#missing[@]} -gt 0 ] && ! timeout 60 /usr/bin/docker pull -q "${missing[0]}" >/dev/null 2>&1; then
+  log "no registry reachable (${missing[0]} cannot be pulled): building stand-in base images"
+  bash "$SETUP_DIR/base-images.sh"
+elif [ ${#missing[@]} -gt 0 ]; then
+  for image in "${missing[@]:1}"; do /usr/bin/docker pull -q "$image" >/dev/null; done
+fi
+
+bash "$SETUP_DIR/tools.sh"
+log "set-up complete"
