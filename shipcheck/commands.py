@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -106,16 +107,22 @@ def run(
 
 
 def _run_streaming(argv, on_line, env, cwd, timeout_s) -> tuple[int, str, str]:
-    deadline = time.monotonic() + timeout_s if timeout_s else None
     lines: list[str] = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd) as proc:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = scrub(raw.rstrip("\n"))
-            lines.append(line)
-            on_line(line)
-            if deadline and time.monotonic() > deadline:
-                proc.kill()
-                return -9, "\n".join(lines), f"timed out after {timeout_s} s"
-        proc.wait()
+        def read() -> None:  # in a thread, so a process that goes silent still times out
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = scrub(raw.rstrip("\n"))
+                lines.append(line)
+                on_line(line)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            reader.join(5)
+            return -9, "\n".join(lines), f"timed out after {timeout_s} s"
+        reader.join()
     return proc.returncode, "\n".join(lines), ""

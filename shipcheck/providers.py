@@ -49,9 +49,20 @@ def loader_for_context(context: str) -> str | None:
     return None
 
 
+def cluster_name(tool: str, context: str | None) -> str:
+    """The cluster a loader must target: the one the context names (kind-X, k3d-X, a
+    minikube profile), else ours."""
+    for prefix in ("kind-", "k3d-"):
+        if tool == prefix[:-1] and context and context.startswith(prefix):
+            return context[len(prefix):]
+    if tool == "minikube" and context:
+        return context
+    return CLUSTER_NAME
+
+
 def load_argv(provider: str, ref: str, cluster: str = CLUSTER_NAME) -> list[str]:
     if provider == "minikube":
-        return ["minikube", "image", "load", ref]
+        return ["minikube", "image", "load", ref] + (["-p", cluster] if cluster not in (CLUSTER_NAME, "minikube") else [])
     if provider == "kind":
         return ["kind", "load", "docker-image", ref, "--name", cluster]
     if provider == "k3d":
@@ -107,7 +118,8 @@ class Cluster:
             progress.say(f"{ref}: context {self.context} has no known image loader; the cluster must reach the image")
             return 0.0
         progress.say(f"loading {ref} into the {self.provider} cluster")
-        result = commands.run(load_argv(self.loader, ref), timeout_s=600, what=f"loading {ref}")
+        result = commands.run(load_argv(self.loader, ref, cluster_name(self.loader, self.context)),
+                              timeout_s=600, what=f"loading {ref}")
         return result.duration_s
 
 

@@ -68,7 +68,7 @@ def test_health_endpoints_answer_200(stack, app_component):
     running = stack[app_component.name]
     for path in filter(None, (app_component.health_path, app_component.readiness_path)):
         status, body = containers.http_get(running.url + path)
-        assert status == 200, (f"{app_component.name}: GET {path} answered {status}, expected 200: {body[:300]!r}. "
+        assert status == 200, (f"{app_component.name}: GET {path} answered {status or body}, expected 200: {body[:300]!r}. "
                                f"Fix: the app must serve {path}, or set the path in shipcheck.yaml.")
 
 

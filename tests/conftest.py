@@ -1,6 +1,7 @@
 """Shared by the suite's own tests: pytester (for running real stages against seeded
 charts) and the repository's location."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
+# pytester gives inner runs their own HOME; keep them on the set-up's tool cache (helm).
+os.environ.setdefault("SHIPCHECK_CACHE", str(Path.home() / ".cache" / "shipcheck"))
 
 
 @pytest.fixture(scope="session")

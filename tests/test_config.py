@@ -120,8 +120,6 @@ def test_an_image_with_a_registry_path_is_accepted(project):
     assert load(project, doc).image_ref(load(project, doc).components["web"]) == "ghcr.io/example/todo-web:v1.2.3"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config rejects a registry with a port (localhost:5001/todo-web, "
-                                       "kind/k3d local registries) as if the ':' were a tag")
 def test_an_image_in_a_registry_with_a_port_is_accepted(project):
     doc = minimal()
     doc["components"]["web"]["image"] = "localhost:5001/todo-web"
@@ -220,8 +218,6 @@ def test_a_database_needs_no_health_path(project):
     assert load(project, doc).components["web"].health_path is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a non-string values_files entry crashes with TypeError instead "
-                                       "of a ConfigError naming the field")
 def test_a_non_string_values_file_is_named_in_the_error(project):
     doc = minimal()
     doc["components"]["web"]["values_files"] = [1]

@@ -94,8 +94,6 @@ def test_load_image_without_a_loader_does_nothing(ran):
     assert Cluster("existing", None, "gke_x", None).load_image("todo-web:v1") == 0.0 and ran == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an existing kind/k3d context other than *-shipcheck (e.g. kind's default "
-                                       "'kind-kind') loads images into the cluster named 'shipcheck'")
 @pytest.mark.parametrize("context, expected", [
     ("kind-kind", ["kind", "load", "docker-image", "todo-web:v1", "--name", "kind"]),
     ("k3d-dev", ["k3d", "image", "import", "todo-web:v1", "-c", "dev"]),

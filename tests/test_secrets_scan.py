@@ -48,8 +48,6 @@ def test_ordinary_values_are_not_secrets(value):
     assert secrets_scan.scan_value("ENV X", value) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'URL with a password' needs a user name, so redis://:password@host "
-                                       "(the usual Redis form, empty user) is missed")
 def test_a_url_with_a_password_and_no_user_is_found():
     assert secrets_scan.scan_value("ENV REDIS_URL", "redis://:s3cret@redis:6379/0") == [
         Finding("ENV REDIS_URL", "URL with a password")]

