@@ -39,6 +39,10 @@ RUN set -eux; \
     sed -ri 's/#? *(create_main_cluster) .*$/\1 = false/' /etc/postgresql-common/createcluster.conf; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "postgresql-${PG_MAJOR}"; \
     apt-get clean; \
+    # ssl-cert (a dependency) generates a "snakeoil" private key at install: the same key
+    # in every container built from this image. The server does not use it (ssl is off);
+    # removing it in this same step keeps it out of every layer.
+    rm -f /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log; \
     install -d -o postgres -g postgres -m 755 /docker-entrypoint-initdb.d; \
     # Sticky and world-writable like /tmp: Docker gives a tmpfs mounted on these paths the

@@ -33,17 +33,21 @@ def cache_bin_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(cache) / "bin"
 
 
-def helm_binary(env: Mapping[str, str] | None = None) -> str:
-    """The helm executable: on PATH, else in $SHIPCHECK_CACHE/bin (default ~/.cache/shipcheck/bin)."""
+def tool_binary(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A set-up tool (helm, kubectl): on PATH, else in $SHIPCHECK_CACHE/bin (default ~/.cache/shipcheck/bin)."""
     env = os.environ if env is None else env
-    found = shutil.which("helm", path=env.get("PATH"))
+    found = shutil.which(name, path=env.get("PATH"))
     if found:
         return found
-    cached = cache_bin_dir(env) / "helm"
+    cached = cache_bin_dir(env) / name
     if cached.is_file() and os.access(cached, os.X_OK):
         return str(cached)
-    raise HelmNotFound(f"helm not found on PATH nor at {cached}. Fix: run `bash setup/tools.sh` (builds the pinned "
-                       "helm into that directory), or put a helm v3 binary on PATH.")
+    raise HelmNotFound(f"{name} not found on PATH nor at {cached}. Fix: run `bash setup/tools.sh` (installs the pinned "
+                       f"{name} into that directory), or put {name} on PATH.")
+
+
+def helm_binary(env: Mapping[str, str] | None = None) -> str:
+    return tool_binary("helm", env)
 
 
 # --- values -----------------------------------------------------------------------------

@@ -69,6 +69,12 @@ def create_network(client, run_id: str):
     return client.networks.create(f"shipcheck-{run_id}", driver="bridge", labels={LABEL: run_id})
 
 
+def tmpfs_mounts(component: Component) -> dict[str, str]:
+    """A tmpfs per writable path, owned by the component's user as an emptyDir with fsGroup
+    would be (Docker ignores `mode` for a path the image does not have)."""
+    return {path: f"mode=1777,uid={component.uid},gid={component.uid}" for path in component.writable_paths}
+
+
 def fast_healthcheck(client, ref: str) -> dict | None:
     """The image's own HEALTHCHECK command, probed every second instead of every 30 s, so the
     stage proves the command works without waiting out the production interval."""
@@ -94,7 +100,7 @@ def start(client, cfg: Config, component: Component, network, run_id: str, env: 
         environment=env,
         ports={f"{component.port}/tcp": ("127.0.0.1", None)},
         read_only=True,
-        tmpfs={path: "mode=1777" for path in component.writable_paths},
+        tmpfs=tmpfs_mounts(component),
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         healthcheck=fast_healthcheck(client, ref),
@@ -156,7 +162,7 @@ def run_once(client, cfg: Config, component: Component, network, command: list[s
     """Run a one-off command in the component's image (migrations); returns (exit code, logs)."""
     container = client.containers.run(cfg.image_ref(component), command=command, detach=True, network=network.name,
                                       environment=env, read_only=True,
-                                      tmpfs={p: "mode=1777" for p in component.writable_paths},
+                                      tmpfs=tmpfs_mounts(component),
                                       cap_drop=["ALL"], security_opt=["no-new-privileges"],
                                       labels={LABEL: "once"})
     try:

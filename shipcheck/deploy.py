@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from . import commands, diagnostics, kube, progress, releases
 from .waiting import WaitResult, wait_until
 
@@ -178,3 +180,33 @@ def restore_previous(helm: releases.Helm, apis: KubeApis, release: str, previous
     waited = watch_rollout(apis, helm.namespace, release, since, timeout_s)
     state = "rolled out and serving" if waited else f"NOT rolled out: {waited.reason} ({waited.state})"
     return f"rolled back to revision {previous}: {state}"
+
+
+# --- the whole deployment ---------------------------------------------------------------------
+def apply_manifests(kubectl: list[str], docs: list[dict]) -> None:
+    """Server-side apply (idempotent; our field manager owns what it sets)."""
+    commands.run([*kubectl, "apply", "--server-side", "--force-conflicts", "--field-manager", "shipcheck", "-f", "-"],
+                 input_text=yaml.safe_dump_all(docs), timeout_s=60, what="applying namespace resources")
+
+
+@dataclass
+class Deployment:
+    profile: str
+    components: list  # the Components deployed, in order
+    values: dict  # component name -> (values files, values dict)
+    fit_problems: list[str]
+    outcomes: dict[str, Outcome]
+    started_at: float  # wall clock, for "events since the deploy"
+    external_database: bool
+
+    def outcome(self, name: str) -> Outcome | None:
+        return self.outcomes.get(name)
+
+
+def pod_annotations(image_id: str, secret_digest: str | None) -> dict[str, str]:
+    """A rebuilt image under the same tag, or a changed Secret, must roll the pods; an
+    unchanged one must not. The annotations carry exactly that identity."""
+    notes = {"shipcheck.io/image-id": image_id}
+    if secret_digest:
+        notes["shipcheck.io/secret-digest"] = secret_digest
+    return notes

@@ -7,12 +7,14 @@ app components (those with an HTTP health path).
 from __future__ import annotations
 
 import subprocess
+import time
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from . import images, progress
+from . import (app_secrets, charts, commands, deploy, diagnostics, images, namespace, preflight, progress, providers,
+               quota, releases)
 from .config import Config
 from .plugin import CONFIG_KEY
 
@@ -107,3 +109,97 @@ def image_facts(docker_client, built):
             cache[ref] = images.ImageFacts.read(docker_client, ref)
         return cache[ref]
     return read
+
+
+# --- the cluster -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def cluster(pytestconfig, cfg: Config):
+    """The cluster to deploy to (--cluster, else cluster_provider in the configuration),
+    started when the provider can start it."""
+    requested = pytestconfig.getoption("cluster") or cfg.cluster_provider
+    try:
+        return providers.connect(requested)
+    except (RuntimeError, commands.CommandError) as exc:
+        pytest.fail(f"no Kubernetes cluster ({requested}): {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster) -> deploy.KubeApis:
+    return deploy.KubeApis.connect(cluster.kubeconfig, cluster.context)
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster) -> list[str]:
+    """kubectl argv prefix with the cluster's kubeconfig/context."""
+    return [charts.tool_binary("kubectl"), *cluster.kube_args()]
+
+
+@pytest.fixture(scope="session")
+def helm(cluster, cfg: Config) -> releases.Helm:
+    return releases.Helm(charts.helm_binary(), cluster.helm_args(), cfg.namespace)
+
+
+@pytest.fixture(scope="session")
+def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, image_facts, register_diagnoser,
+               figures) -> deploy.Deployment:
+    """Namespace and quota, images loaded, Secrets from the environment, a fit check, then
+    each release installed or upgraded in order (database, backend, frontend), stopping at
+    the first failure. Skipped releases (nothing changed) are not touched."""
+    started_at = time.time()
+    deploy.apply_manifests(kubectl, namespace.manifests(cfg))
+    app = app_secrets.prepare(kube.core, cfg.namespace)
+    components = [c for c in cfg.components.values() if c.chart and not (c.role == "database" and app.external_database)]
+    for component in components:
+        seconds = cluster.load_image(built(component))
+        figures.add("image loads", image=cfg.image_ref(component), provider=cluster.provider, seconds=round(seconds, 1))
+
+    def values(component, profile: str) -> tuple[tuple, dict]:
+        secret = {"app": app_secrets.BACKEND_SECRET if component.uses_database else None,
+                  "database": app_secrets.POSTGRES_SECRET}[component.role]
+        extra = (charts.profile_file(component, "small"),) if profile == "small" else ()
+        rv = charts.release_values(cfg, component, existing_secret=secret, extra_files=extra)
+        tree = rv.nested()
+        tree["podAnnotations"] = deploy.pod_annotations(image_facts(component).id,
+                                                        app.digest if component.uses_database else None)
+        return rv.files, tree
+
+    allocatable, reserved = preflight.node_capacity(kube.core, cfg.namespace)
+    requested = pytestconfig.getoption("values_profile")
+    for profile in (["defaults", "small"] if requested == "auto" else [requested]):
+        chosen = {c.name: values(c, profile) for c in components}
+        footprints = [quota.footprint(c.release, charts.parse_manifests(helm.template(c.release, c.chart, tree, files)))
+                      for c in components for files, tree in [chosen[c.name]]]
+        fits, problems = preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, reserved)
+        if not problems:
+            break
+    progress.say(f"values profile: {profile} (requested {requested}); "
+                 f"{'fits' if not problems else 'does NOT fit'} the quota and the nodes")
+    for fit in fits:
+        for row in fit.rows():
+            figures.add("deploy fit", profile=profile, **row)
+
+    outcomes: dict[str, deploy.Outcome] = {}
+    dep = deploy.Deployment(profile, components, chosen, problems, outcomes, started_at, app.external_database)
+
+    def evidence():
+        found = [(f"{o.release} at failure: {title}", text) for o in outcomes.values() if not o.ok
+                 for title, text in o.evidence]
+        return found + diagnostics.collect(kubectl, helm, cfg.namespace, [c.release for c in components], kube.core)
+    register_diagnoser("deployment", evidence)
+
+    if not problems:
+        for component in components:
+            files, tree = chosen[component.name]
+            outcome = deploy.deploy_release(helm, kube, kubectl, component.release, component.chart, tree, files,
+                                            cfg.timeouts_s["deploy"])
+            outcomes[component.name] = outcome
+            figures.add("deploys", release=component.release, ok=outcome.ok, skipped=outcome.skipped,
+                        revision=outcome.revision, ready_after_s=_round(outcome.ready_after_s),
+                        failure_detected_after_s=_round(outcome.detected_after_s), recovery=outcome.recovery)
+            if not outcome.ok:
+                break
+    return dep
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -74,6 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cluster", default=os.environ.get("SHIPCHECK_CLUSTER"),
                     help="cluster provider: auto, existing, minikube, kind, k3d, local (env SHIPCHECK_CLUSTER; "
                          "default: cluster_provider in the configuration)")
+    group.addoption("--values-profile", choices=("auto", "defaults", "small"),
+                    default=os.environ.get("SHIPCHECK_VALUES_PROFILE", "auto"),
+                    help="chart values profile: defaults, small (values-small.yaml, for a single 2-core node), or "
+                         "auto: the defaults when they fit the cluster's nodes, else small (env SHIPCHECK_VALUES_PROFILE)")
     group.addoption("--cleanup", action="store_true", default=os.environ.get("SHIPCHECK_CLEANUP") == "1",
                     help="run stage 6: uninstall the releases and delete the namespace (env SHIPCHECK_CLEANUP=1)")
 
