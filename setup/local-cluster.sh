@@ -68,7 +68,9 @@ EOF
 
 network() {
   # Debian's CNI plugins where local-up-cluster.sh looks (/opt/cni/bin), and an IPv4
-  # bridge network for pods (the script's own CNI install downloads from GitHub).
+  # bridge network for pods (the script's own CNI install downloads from GitHub). The
+  # firewall plugin accepts pod traffic in FORWARD, whose policy dockerd sets to DROP
+  # (with bridge netfilter on, even pod-to-pod traffic on cni0 passes FORWARD).
   for plugin in /usr/lib/cni/*; do ln -sf "$plugin" "/opt/cni/bin/$(basename "$plugin")"; done
   cat > /etc/cni/net.d/10-shipcheck.conflist <<'EOF'
 {
@@ -78,6 +80,7 @@ network() {
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall"},
     {"type": "loopback"}
   ]
 }
@@ -184,6 +187,12 @@ load() {
   [ $# -gt 0 ] || die "usage: $0 load IMAGE..."
   for image in "$@"; do
     local t0; t0=$(date +%s)
+    # Same image ID already in containerd (CRI reports the config digest, as docker does): skip.
+    local want have
+    want=$(/usr/bin/docker image inspect -f '{{.Id}}' "$image")
+    have=$("$OUT/bin/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" inspecti -o go-template \
+             --template '{{.status.id}}' "$image" 2>/dev/null || true)
+    if [ "$want" = "$have" ]; then log "$image already in the local cluster"; continue; fi
     /usr/bin/docker save "$image" | "${CTR[@]}" images import - >/dev/null
     log "loaded $image into the local cluster in $(( $(date +%s) - t0 )) s"
   done

@@ -7,6 +7,7 @@ applied to the raw document and validated the same way.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +202,7 @@ def _component(root: Path, name: str, doc: Any) -> Component:
 
 def apply_overrides(doc: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides (value parsed as YAML) to a copy of the raw document."""
-    doc = yaml.safe_load(yaml.safe_dump(doc))  # deep copy of plain data
+    doc = copy.deepcopy(doc)  # keeps key order: components deploy in the order written
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:

@@ -46,6 +46,7 @@ class Outcome:
     detected_after_s: float | None = None  # from the start of helm to the failure signal
     ready_after_s: float | None = None  # from the start of helm to rolled out
     recovery: str = ""  # what was done to put the previous release back
+    reasons: list[str] = field(default_factory=list)  # fatal signals seen (CrashLoopBackOff, FailedCreate, ...)
     evidence: diagnostics.Evidence = field(default_factory=list, repr=False)
 
 
@@ -67,6 +68,13 @@ def release_objects(apis: KubeApis, namespace: str, release: str) -> tuple[list[
     events = [plain(e) for e in apis.core.list_namespaced_event(namespace).items
               if (e.involved_object.name or "").startswith(names)]
     return workloads, pods, events
+
+
+def serving_pods(pods: list[dict]) -> list[dict]:
+    """The release's long-running pods: not terminating, not run by a Job (hooks, tests)."""
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and not any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences") or [])
+            and "helm.sh/hook" not in (p["metadata"].get("annotations") or {})]
 
 
 def probe(apis: KubeApis, namespace: str, release: str, since_s: float):
@@ -140,8 +148,9 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
     with releases.values_file(release, values) as path:
         code, output, fatal_state = run_helm_watched(helm.upgrade_argv(release, chart, path, timeout_s, extra_values_files),
                                                      apis, namespace, release, since, timeout_s)
-    failure, detected = "", None
+    failure, detected, reasons = "", None, []
     if code is None:
+        reasons = [r for r, _ in fatal_state.fatal] if fatal_state else []
         detected = time.monotonic() - start
         failure = f"stopped helm after {detected:.0f} s: {fatal_state or 'timed out'}"
     elif code != 0:
@@ -152,6 +161,7 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
         if not waited:
             detected = time.monotonic() - start
             failure = f"{waited.reason} ({waited.state})"
+            reasons = [r for r, _ in getattr(waited.state, "fatal", [])]
     if not failure:
         revision = releases.last_deployed_revision(helm.history(release))
         ready = time.monotonic() - start
@@ -163,7 +173,7 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
     evidence = diagnostics.collect(kubectl, helm, namespace, [release], apis.core)
     recovery = restore_previous(helm, apis, release, previous, timeout_s)
     return Outcome(release, False, previous_revision=previous, message=failure, detected_after_s=detected,
-                   recovery="; ".join(filter(None, [recovered, recovery])), evidence=evidence)
+                   recovery="; ".join(filter(None, [recovered, recovery])), evidence=evidence, reasons=reasons)
 
 
 def restore_previous(helm: releases.Helm, apis: KubeApis, release: str, previous: int | None, timeout_s: float) -> str:

@@ -148,7 +148,8 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
     started_at = time.time()
     deploy.apply_manifests(kubectl, namespace.manifests(cfg))
     app = app_secrets.prepare(kube.core, cfg.namespace)
-    components = [c for c in cfg.components.values() if c.chart and not (c.role == "database" and app.external_database)]
+    # Databases first, then the apps in the order the configuration lists them.
+    components = [c for c in cfg.databases + cfg.apps if c.chart and not (c.role == "database" and app.external_database)]
     for component in components:
         seconds = cluster.load_image(built(component))
         figures.add("image loads", image=cfg.image_ref(component), provider=cluster.provider, seconds=round(seconds, 1))

@@ -34,6 +34,7 @@ FIX = {
     "FailedCreate": "lower the release's requests/limits or replicas, or raise the namespace ResourceQuota",
     "FailedScheduling": "lower requests, or add node capacity",
     "Unhealthy": "the readiness/liveness path must answer 200; check the probe path and the app log",
+    "PodFailed": "a hook pod (migrations) failed: read its log below; check DATABASE_URL and that the database is up",
 }
 # Events that are not failures on their own (probes fail while an app starts).
 SCHEDULING_GRACE_S = 15.0
@@ -154,6 +155,10 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         if pod["metadata"].get("deletionTimestamp"):
             continue  # old pods on their way out
         fatal += container_problems(pod)
+        if (pod.get("status") or {}).get("phase") == "Failed":  # a hook Job's pod: retrying will not help
+            exits = [f"{cs['name']} exit {((cs.get('state') or {}).get('terminated') or {}).get('exitCode')}"
+                     for cs in (pod["status"].get("containerStatuses") or [])]
+            fatal.append(("PodFailed", f"pod {pod['metadata']['name']} failed ({', '.join(exits)})"))
     thresholds = readiness_thresholds(pods)
     live_pods = {p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")}
     for event in events:

@@ -24,7 +24,14 @@ def deployed(deployment, component):
     return outcome
 
 
-def test_namespace_and_quota(cfg, kube):
+@pytest.fixture
+def rolled(deployed, component):
+    if not deployed.ok:
+        pytest.skip(f"release {component.release} failed (see test_release_deployed[{component.name}])")
+    return deployed
+
+
+def test_namespace_and_quota(deployment, cfg, kube):
     ns = kube.core.read_namespace(cfg.namespace)
     expected = namespace.pod_security_labels(cfg.kubernetes_version)
     missing = {k: v for k, v in expected.items() if (ns.metadata.labels or {}).get(k) != v}
@@ -46,7 +53,7 @@ def test_releases_fit_quota_and_nodes(deployment):
 def test_release_deployed(deployed, helm, component):
     assert deployed.ok, (
         f"release {component.release}: {deployed.message}. "
-        f"Fix: {kube.fix_for([r for r in kube.FATAL_WAITING | kube.FIX if r in deployed.message])}. "
+        f"Fix: {kube.fix_for(deployed.reasons)}. "
         f"Previous release: {deployed.recovery or 'none (first install)'}. Evidence is attached below.")
     history = helm.history(component.release)
     assert history and history[-1]["status"] == "deployed" and int(history[-1]["revision"]) == deployed.revision, (
@@ -54,7 +61,7 @@ def test_release_deployed(deployed, helm, component):
         f"revision {deployed.revision} deployed. Fix: `helm -n {helm.namespace} history {component.release}`.")
 
 
-def test_rolled_out(deployed, deployment, kube, cfg, component):
+def test_rolled_out(rolled, kube, cfg, component):
     workloads, _, _ = deploy.release_objects(kube, cfg.namespace, component.release)
     assert workloads, f"release {component.release} has no Deployment or StatefulSet"
     for workload in workloads:
@@ -67,11 +74,9 @@ def kube_rolled_out(workload: dict) -> tuple[bool, str]:
             else kube.statefulset_rolled_out(workload))
 
 
-def test_pods_running_and_ready(deployed, kube, cfg, component):
+def test_pods_running_and_ready(rolled, kube, cfg, component):
     _, pods, _ = deploy.release_objects(kube, cfg.namespace, component.release)
-    pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")
-            and "helm.sh/hook" not in (p["metadata"].get("annotations") or {})
-            and p["status"].get("phase") != "Succeeded"]
+    pods = deploy.serving_pods(pods)
     bad = [f"{p['metadata']['name']}: phase {p['status'].get('phase')}, ready "
            f"{[c.get('ready') for c in p['status'].get('containerStatuses') or []]}"
            for p in pods if p["status"].get("phase") != "Running"
@@ -79,11 +84,11 @@ def test_pods_running_and_ready(deployed, kube, cfg, component):
     assert pods and not bad, f"release {component.release}: {len(bad)} of {len(pods)} pods not Running and Ready: {bad}"
 
 
-def test_pods_run_the_stage1_images(deployed, kube, cfg, component, image_facts):
+def test_pods_run_the_stage1_images(rolled, kube, cfg, component, image_facts):
     expected = image_facts(component).id
     _, pods, _ = deploy.release_objects(kube, cfg.namespace, component.release)
     wrong = [f"{p['metadata']['name']}/{c['name']}: {c.get('image')} {c.get('imageID')}"
-             for p in pods if not p["metadata"].get("deletionTimestamp")
+             for p in deploy.serving_pods(pods)
              for c in p["status"].get("containerStatuses") or []
              if not (c.get("imageID") or "").endswith(expected.split(":")[-1])]
     assert not wrong, (f"release {component.release}: containers not running the stage-1 image {cfg.image_ref(component)} "
@@ -97,8 +102,8 @@ def test_redeploy_without_change_is_a_no_op(deployment, helm, kube, kubectl, cfg
 
     def pods():
         return {(p["metadata"]["uid"], sum(c.get("restartCount", 0) for c in p["status"].get("containerStatuses") or []))
-                for c in deployment.components for p in deploy.release_objects(kube, cfg.namespace, c.release)[1]
-                if "helm.sh/hook" not in (p["metadata"].get("annotations") or {})}
+                for c in deployment.components
+                for p in deploy.serving_pods(deploy.release_objects(kube, cfg.namespace, c.release)[1])}
 
     before = pods()
     for component in deployment.components:
