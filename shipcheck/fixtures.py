@@ -164,15 +164,22 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
                                                         app.digest if component.uses_database else None)
         return rv.files, tree
 
-    allocatable, reserved = preflight.node_capacity(kube.core, cfg.namespace)
+    def footprints_of(chosen: dict) -> list:
+        return [quota.footprint(c.release, charts.parse_manifests(helm.template(c.release, c.chart, tree, files)))
+                for c in components for files, tree in [chosen[c.name]]]
+
+    # The profile follows the cluster's size (allocatable minus its system pods), not what
+    # other workloads happen to use now: the same cluster always gets the same values.
+    allocatable, system = preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system")
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):
         chosen = {c.name: values(c, profile) for c in components}
-        footprints = [quota.footprint(c.release, charts.parse_manifests(helm.template(c.release, c.chart, tree, files)))
-                      for c in components for files, tree in [chosen[c.name]]]
-        fits, problems = preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, reserved)
-        if not problems:
+        footprints = footprints_of(chosen)
+        if not preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, system)[1]:
             break
+    # The gate: the chosen profile against the quota and what is free on the nodes now.
+    _, reserved = preflight.node_capacity(kube.core, cfg.namespace)
+    fits, problems = preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, reserved)
     progress.say(f"values profile: {profile} (requested {requested}); "
                  f"{'fits' if not problems else 'does NOT fit'} the quota and the nodes")
     for fit in fits:

@@ -155,7 +155,10 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         if pod["metadata"].get("deletionTimestamp"):
             continue  # old pods on their way out
         fatal += container_problems(pod)
-        if (pod.get("status") or {}).get("phase") == "Failed":  # a hook Job's pod: retrying will not help
+        created = _event_time(pod["metadata"], "creationTimestamp") or now_s
+        if (pod.get("status") or {}).get("phase") == "Failed" and created >= since_s - 1:
+            # A hook Job's pod of this deploy: retrying will not help. (Older failed pods,
+            # such as a helm test pod kept for its log, are not this deploy's business.)
             exits = [f"{cs['name']} exit {((cs.get('state') or {}).get('terminated') or {}).get('exitCode')}"
                      for cs in (pod["status"].get("containerStatuses") or [])]
             fatal.append(("PodFailed", f"pod {pod['metadata']['name']} failed ({', '.join(exits)})"))

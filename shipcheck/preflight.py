@@ -12,9 +12,10 @@ from decimal import Decimal
 from . import quota
 
 
-def node_capacity(core, namespace: str) -> tuple[dict[str, str], dict[str, Decimal]]:
-    """(allocatable summed over schedulable nodes, requests of pods outside `namespace`).
-    Summing nodes is exact for one node and optimistic for several (a pod needs one node)."""
+def node_capacity(core, namespace: str, only_namespace: str | None = None) -> tuple[dict[str, str], dict[str, Decimal]]:
+    """(allocatable summed over schedulable nodes, requests of pods outside `namespace`, or
+    only of those in `only_namespace`). Summing nodes is exact for one node and optimistic
+    for several (a pod needs one node)."""
     allocatable = {"cpu": Decimal(0), "memory": Decimal(0), "pods": Decimal(0)}
     names = []
     for node in core.list_node().items:
@@ -26,6 +27,8 @@ def node_capacity(core, namespace: str) -> tuple[dict[str, str], dict[str, Decim
     reserved = {"cpu": Decimal(0), "memory": Decimal(0), "pods": Decimal(0)}
     for pod in core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items:
         if pod.metadata.namespace == namespace or pod.spec.node_name not in names:
+            continue
+        if only_namespace and pod.metadata.namespace != only_namespace:
             continue
         usage = quota.pod_usage(core.api_client.sanitize_for_serialization(pod.spec))
         reserved["cpu"] += usage["requests.cpu"]
