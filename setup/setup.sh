@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ROOT=$(cd "$SETUP_DIR/.." && pwd)
 
-apt_install git ca-certificates curl chromium postgresql
+apt_install git ca-certificates curl chromium
 
 # Python environment, reinstalled only when pyproject.toml changes.
 VENV=$ROOT/.venv
