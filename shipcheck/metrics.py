@@ -25,6 +25,7 @@ from . import progress
 
 SUMMARY_PATH = "stats/summary"
 DEFAULT_KUBELET_PORT = 10250
+_read_directly: set[str] = set()  # nodes already reported as read past the API server
 
 Usage = dict[str, dict[str, dict[str, float | int]]]  # pod -> container -> {"cpu_millicores", "memory_bytes"}
 
@@ -93,8 +94,10 @@ def read_summary(kube, node: str, timeout_s: float = 10) -> dict:
     if not is_loopback(address):
         raise RuntimeError(f"the API server refuses to proxy to node {node} at {address} ({refused.body}); "
                            "register the node with an address the API server may proxy to") from refused
-    progress.say(f"node {node} registered the loopback address {address}, which the API server will not proxy to; "
-                 f"reading its kubelet at https://{address}:{port} directly")
+    if node not in _read_directly:
+        _read_directly.add(node)
+        progress.say(f"node {node} registered the loopback address {address}, which the API server will not proxy "
+                     f"to; reading its kubelet at https://{address}:{port} directly")
     return _read_kubelet(kube.api_client.configuration, address, port, timeout_s)
 
 
