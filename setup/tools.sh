@@ -26,11 +26,43 @@ fi
 ln -sf "$helm_bin" "$TOOLS_BIN/helm"
 log "helm: $("$TOOLS_BIN/helm" version --short)"
 
-# kubectl of the same version as the local cluster, from its build.
-kubectl_built=$CACHE_DIR/kubernetes-$KUBERNETES_VERSION/src/_output/local/bin/linux/amd64/kubectl
-if [ -x "$kubectl_built" ]; then
-  ln -sf "$kubectl_built" "$TOOLS_BIN/kubectl"
-  log "kubectl: $("$TOOLS_BIN/kubectl" version --client | head -1)"
-elif ! command -v kubectl >/dev/null; then
-  log "kubectl comes with the local cluster build (setup/build-kubernetes.sh)"
+# kubectl at the pinned Kubernetes version, from the k8s.io/kubectl module: a few lines of
+# main around its command, stamped like upstream's build (a skew of more than one minor
+# version from the server makes kubectl warn on every call).
+kubectl_bin=$TOOLS_BIN/kubectl-$KUBERNETES_VERSION
+if [ ! -x "$kubectl_bin" ]; then
+  built=$CACHE_DIR/kubernetes-$KUBERNETES_VERSION/src/_output/local/bin/linux/amd64/kubectl
+  if [ -x "$built" ]; then
+    cp "$built" "$kubectl_bin"
+  else
+    log "building kubectl $KUBERNETES_VERSION"
+    tmp=$(mktemp -d)
+    cat > "$tmp/main.go" <<'GO'
+package main
+
+import (
+	"k8s.io/component-base/cli"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+func main() {
+	if err := cli.RunNoErrOutput(cmd.NewDefaultKubectlCommand()); err != nil {
+		util.CheckErr(err)
+	}
+}
+GO
+    staging=v0.${KUBERNETES_VERSION#v1.}
+    minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+    ldflags="-s -w"
+    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+      ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
+    (cd "$tmp" && go mod init kubectlbuild >/dev/null 2>&1 \
+       && go get "k8s.io/kubectl@$staging" "k8s.io/component-base@$staging" >/dev/null 2>&1 && go mod tidy >/dev/null 2>&1 \
+       && with_heartbeat "building kubectl" go build -trimpath -ldflags "$ldflags" -o "$kubectl_bin" .)
+    rm -rf "$tmp"
+  fi
 fi
+ln -sf "$kubectl_bin" "$TOOLS_BIN/kubectl"
+log "kubectl: $("$TOOLS_BIN/kubectl" version --client | head -1)"
