@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmarks: wall-clock figures of whole runs, written to bench/results/.
+
+Compare ratios taken in one run (this machine is noisy), never single numbers across runs.
+
+  python bench/run.py                 everything below
+  python bench/run.py build           stage 1 cold (no layer cache) in parallel and one by one; stages 1+2 warm
+  python bench/run.py pipeline        the whole pipeline warm; stages 1+4 against the bare commands
+  python bench/run.py cluster         local cluster: warm stop/start to node Ready, image load of the frontend
+
+Figures go to bench/results/bench-<UTC time>.json and are printed as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+ENV = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{Path.home() / '.cache' / 'shipcheck' / 'bin'}:{os.environ['PATH']}"}
+KUBECONFIG = "/var/run/kubernetes/admin.kubeconfig"
+
+
+def timed(argv: list[str], what: str, check: bool = True) -> float:
+    print(f"bench: {what}: {' '.join(argv)}", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - start
+    if check and proc.returncode:
+        raise SystemExit(f"bench: {what} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    print(f"bench: {what}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    return seconds
+
+
+def pytest(*args: str) -> list[str]:
+    return ["pytest", "-q", "-p", "no:cacheprovider", "--html=reports/bench.html", "--junitxml=reports/bench.xml", *args]
+
+
+def summary() -> dict:
+    return json.loads((ROOT / "reports" / "summary.json").read_text())
+
+
+def build() -> dict:
+    figures = {}
+    figures["stage1_cold_parallel_s"] = timed(pytest("stages/test_01_build.py", "--no-cache"), "stage 1 cold, parallel")
+    sizes = {r["image"]: r["size_mb"] for r in summary()["sections"].get("image sizes", [])}
+    figures["stage1_cold_sequential_s"] = timed(pytest("stages/test_01_build.py", "--no-cache", "--sequential-builds"),
+                                                "stage 1 cold, one by one")
+    figures["parallel_over_sequential"] = round(figures["stage1_cold_parallel_s"] / figures["stage1_cold_sequential_s"], 2)
+    figures["stages_1_2_warm_s"] = timed(pytest("stages/test_01_build.py", "stages/test_02_containers.py"),
+                                         "stages 1+2 warm")
+    figures["image_sizes_mb"] = sizes
+    return figures
+
+
+def pipeline() -> dict:
+    figures = {"whole_pipeline_warm_s": timed(pytest("stages/"), "whole pipeline warm")}
+    deploys = summary()["sections"].get("deploys", [])
+    figures["deploy_to_ready_s"] = {d["release"]: d["ready_after_s"] for d in deploys}
+    figures["zero_downtime"] = summary()["sections"].get("zero downtime")
+    figures["suite_build_and_deploy_warm_s"] = timed(pytest("stages/test_01_build.py", "stages/test_04_deploy.py"),
+                                                     "stages 1+4 warm (build and deploy)")
+    bare = 0.0
+    for name, dockerfile, context, args in (
+            ("todo-frontend", "dockerfiles/web.Dockerfile", "app/web",
+             ["--build-arg", "NODE_IMAGE=stand-in/node:20", "--build-arg", "RUNTIME_IMAGE=stand-in/node:20-runtime"]),
+            ("todo-backend", "dockerfiles/api.Dockerfile", "app/api", ["--build-arg", "PYTHON_IMAGE=stand-in/python:3.13"])):
+        bare += timed(["/usr/bin/docker", "build", "-q", "-f", dockerfile, *args, "--secret",
+                       "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:v1.0.0", context],
+                      f"bare docker build {name}")
+    for name in ("todo-backend", "todo-frontend"):
+        extra = ["--set", "secret.existingSecret=todo-backend-secret"] if name == "todo-backend" else []
+        bare += timed(["helm", "upgrade", "--install", name, f"charts/{name}", "-n", "todo", "--kubeconfig", KUBECONFIG,
+                       "--reuse-values", "--wait", "--timeout", "300s", *extra], f"bare helm upgrade --install --wait {name}")
+    bare += timed(["kubectl", "--kubeconfig", KUBECONFIG, "-n", "todo", "run", "bench-curl", "--rm", "-i", "--restart=Never",
+                   "--image=todo-backend:v1.0.0", "--image-pull-policy=IfNotPresent", "--command", "--", "python3", "-c",
+                   "import urllib.request;urllib.request.urlopen('http://todo-frontend:3000/api/health')",
+                   "--overrides", json.dumps({"spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1001,
+                                                                           "seccompProfile": {"type": "RuntimeDefault"}},
+                                                       "containers": [{"name": "bench-curl", "image": "todo-backend:v1.0.0",
+                                                                       "command": ["python3", "-c", "import urllib.request;urllib.request.urlopen('http://todo-frontend:3000/api/health')"],
+                                                                       "securityContext": {"allowPrivilegeEscalation": False,
+                                                                                           "capabilities": {"drop": ["ALL"]}}}]}})],
+                  "bare curl from a pod", check=False)
+    figures["bare_commands_s"] = round(bare, 1)
+    figures["overhead_build_and_deploy"] = round(figures["suite_build_and_deploy_warm_s"] / bare, 2)
+    # The bare upgrades made new revisions; put the pipeline's own state back.
+    timed(pytest("stages/test_04_deploy.py"), "restore the pipeline's releases", check=False)
+    return figures
+
+
+def cluster() -> dict:
+    script = str(ROOT / "setup" / "local-cluster.sh")
+    figures = {"stop_s": timed(["bash", script, "stop"], "local cluster stop")}
+    figures["warm_start_to_ready_s"] = timed(["bash", script, "start"], "local cluster warm start to node Ready")
+    subprocess.run(["crictl", "--runtime-endpoint", "unix:///run/shipcheck-containerd/containerd.sock", "rmi",
+                    "docker.io/library/todo-frontend:v1.0.0"], env=ENV, capture_output=True)
+    figures["image_load_s"] = timed(["bash", script, "load", "todo-frontend:v1.0.0"], "image load todo-frontend")
+    size = subprocess.run(["/usr/bin/docker", "image", "inspect", "-f", "{{.Size}}", "todo-frontend:v1.0.0"],
+                          capture_output=True, text=True).stdout.strip()
+    figures["image_load_size_mb"] = round(int(size) / 1e6, 1) if size else None
+    build_log = Path(os.environ.get("SHIPCHECK_CACHE", Path.home() / ".cache" / "shipcheck")) / "kubernetes-v1.34.4" / "build-seconds"
+    figures["cold_kubernetes_build_s"] = float(build_log.read_text()) if build_log.exists() else None
+    return figures
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or ["build", "cluster", "pipeline"]
+    results = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name in chosen:
+        results[name] = {"build": build, "pipeline": pipeline, "cluster": cluster}[name]()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"bench: figures written to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
