@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -193,6 +194,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         summary = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "failed_stages": {str(k): v for k, v in _failed_stages.items()}, **figures.as_dict()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for title, png in figures.images.items():  # also as files, for CI artifacts
+            slug = "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+            (out / f"{slug}.png").write_bytes(base64.b64decode(png))
 
 
 @pytest.hookimpl(optionalhook=True)
