@@ -132,7 +132,12 @@ start() {
   # The script wants cfssl, etcd and kubectl on PATH, and `sudo` even as root.
   # Eviction thresholds are relaxed (a full CI disk must not evict the app under test),
   # image GC is off (it would delete the pause and app images, which cannot be pulled).
-  (cd "$SRC" && PATH="$OUT/bin:$KBIN:$PATH" \
+  # The node registers under the host's own address, not 127.0.0.1: the API server
+  # refuses to proxy to loopback (the kubelet's stats/summary, node proxy).
+  local node_ip
+  node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+  node_ip=${node_ip:-127.0.0.1}
+  (cd "$SRC" && PATH="$OUT/bin:$KBIN:$PATH" HOSTNAME_OVERRIDE="$node_ip" KUBELET_HOST="$node_ip" \
      ENABLE_DAEMON=true GO_OUT="$KBIN" LOG_DIR="$STATE/logs" \
      CONTAINER_RUNTIME_ENDPOINT="unix://$CONTAINERD_SOCK" CGROUP_DRIVER=cgroupfs \
      KUBE_ENABLE_CLUSTER_DNS=true KUBE_DNS_MEMORY_LIMIT=170Mi KUBE_DEFAULT_STORAGE_CLASS=false \
