@@ -6,6 +6,7 @@ app components (those with an HTTP health path).
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from functools import partial
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from . import (app_secrets, charts, commands, deploy, diagnostics, images, namespace, preflight, progress, providers,
-               quota, releases)
+               quota, releases, waiting)
+from . import kube as kube_mod
 from .config import Config
 from .plugin import CONFIG_KEY
 
@@ -146,8 +148,10 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
     each release installed or upgraded in order (database, backend, frontend), stopping at
     the first failure. Skipped releases (nothing changed) are not touched."""
     started_at = time.time()
-    deploy.apply_manifests(kubectl, namespace.manifests(cfg))
-    app = app_secrets.prepare(kube.core, cfg.namespace)
+    retry = functools.partial(waiting.retry, is_transient=lambda e: kube_mod.is_transient(e)
+                              or (isinstance(e, commands.CommandError) and "connection refused" in str(e)))
+    retry("applying the namespace and quota", lambda: deploy.apply_manifests(kubectl, namespace.manifests(cfg)))
+    app = retry("creating the Secrets", lambda: app_secrets.prepare(kube.core, cfg.namespace))
     # Databases first, then the apps in the order the configuration lists them.
     components = [c for c in cfg.databases + cfg.apps if c.chart and not (c.role == "database" and app.external_database)]
     for component in components:
@@ -170,7 +174,8 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
 
     # The profile follows the cluster's size (allocatable minus its system pods), not what
     # other workloads happen to use now: the same cluster always gets the same values.
-    allocatable, system = preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system")
+    allocatable, system = retry("reading node capacity",
+                                lambda: preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system"))
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):
         chosen = {c.name: values(c, profile) for c in components}

@@ -40,6 +40,16 @@ FIX = {
 SCHEDULING_GRACE_S = 15.0
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the API server answering 5xx or 429, or not answering yet (it is
+    starting, or restarting). A 4xx is an answer: retrying cannot change it."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status > 0:
+        return status >= 500 or status == 429
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__name__ in (
+        "MaxRetryError", "ProtocolError", "NewConnectionError")
+
+
 def plain(api_client, obj) -> Any:
     """A client model as plain dicts/lists with camelCase keys, as kubectl shows it."""
     return api_client.sanitize_for_serialization(obj)

@@ -219,3 +219,18 @@ def test_fix_for_names_each_fix_once():
         f"{kube.FIX['ImagePullBackOff']}; {kube.FIX['FailedCreate']}")
     assert kube.fix_for(["SomethingNew"]) == "see the diagnostics"
     assert kube.fix_for([]) == "see the diagnostics"
+
+
+# --- is_transient ------------------------------------------------------------------------------
+class _ApiError(Exception):
+    def __init__(self, status):
+        self.status = status
+
+
+@pytest.mark.parametrize("exc, transient", [
+    (_ApiError(500), True), (_ApiError(503), True), (_ApiError(429), True),
+    (_ApiError(404), False), (_ApiError(409), False), (_ApiError(403), False),
+    (ConnectionRefusedError(), True), (TimeoutError(), True), (ValueError("bad"), False),
+])
+def test_only_server_errors_and_no_answer_are_transient(exc, transient):
+    assert kube.is_transient(exc) is transient
