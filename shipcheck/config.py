@@ -111,7 +111,7 @@ _TOP_FIELDS = {
     "cluster_provider": (str, False),
     "source_url": (str, False),
 }
-DEFAULT_TIMEOUTS_S = {"build": 1200.0, "container_healthy": 90.0, "deploy": 300.0, "fail_fast": 30.0}
+DEFAULT_TIMEOUTS_S = {"build": 1200.0, "container_healthy": 90.0, "deploy": 300.0}
 
 
 def _check_fields(doc: dict, spec: dict, where: str) -> None:

@@ -137,7 +137,8 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
     current = history[-1] if history else None
 
     desired = releases.without_hooks(helm.template(release, chart, values, extra_values_files))
-    if (current and current["status"] == "deployed" and helm.values(release) == values
+    if (current and current["status"] == "deployed"
+            and helm.values(release) == releases.merged_values(extra_values_files, values)
             and releases.manifests_equal(helm.manifest(release), desired)):
         progress.say(f"release {release} revision {current['revision']} is up to date: no upgrade")
         return Outcome(release, True, skipped=True, revision=int(current["revision"]), previous_revision=previous,
@@ -150,7 +151,7 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
                                                      apis, namespace, release, since, timeout_s)
     failure, detected, reasons = "", None, []
     if code is None:
-        reasons = [r for r, _ in fatal_state.fatal] if fatal_state else []
+        reasons = list(dict.fromkeys(r for r, _ in fatal_state.fatal)) if fatal_state else []
         detected = time.monotonic() - start
         failure = f"stopped helm after {detected:.0f} s: {fatal_state or 'timed out'}"
     elif code != 0:
@@ -161,7 +162,7 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
         if not waited:
             detected = time.monotonic() - start
             failure = f"{waited.reason} ({waited.state})"
-            reasons = [r for r, _ in getattr(waited.state, "fatal", [])]
+            reasons = list(dict.fromkeys(r for r, _ in getattr(waited.state, "fatal", [])))
     if not failure:
         revision = releases.last_deployed_revision(helm.history(release))
         ready = time.monotonic() - start
@@ -171,6 +172,9 @@ def deploy_release(helm: releases.Helm, apis: KubeApis, kubectl: list[str], rele
 
     progress.say(f"release {release} FAILED: {failure[:300]}")
     evidence = diagnostics.collect(kubectl, helm, namespace, [release], apis.core)
+    if code is None:  # helm was stopped: its hook Job would keep retrying
+        commands.run([*kubectl, "delete", "jobs", "--namespace", namespace, "-l", selector(release),
+                      "--ignore-not-found", "--wait=false"], check=False, timeout_s=60)
     recovery = restore_previous(helm, apis, release, previous, timeout_s)
     return Outcome(release, False, previous_revision=previous, message=failure, detected_after_s=detected,
                    recovery="; ".join(filter(None, [recovered, recovery])), evidence=evidence, reasons=reasons)

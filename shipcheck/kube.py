@@ -120,7 +120,7 @@ def event_problem(event: dict, now_s: float, readiness_thresholds: dict[str, int
             return "FailedScheduling", f"{what}: FailedScheduling for {now_s - first:.0f} s: {message}"
     if reason == "Unhealthy" and message.startswith("Readiness probe failed"):
         threshold = readiness_thresholds.get(obj.get("name", ""), 3)
-        if (event.get("count") or 1) > threshold:
+        if (event.get("count") or 1) >= threshold:  # when the kubelet itself marks the pod unready
             return "Unhealthy", f"{what}: readiness failed {event.get('count')} times (failureThreshold {threshold}): {message}"
     return None
 
@@ -162,13 +162,12 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         summaries.append(summary)
     fatal = []
     for pod in pods:
-        if pod["metadata"].get("deletionTimestamp"):
-            continue  # old pods on their way out
-        fatal += container_problems(pod)
         created = _event_time(pod["metadata"], "creationTimestamp") or now_s
-        if (pod.get("status") or {}).get("phase") == "Failed" and created >= since_s - 1:
-            # A hook Job's pod of this deploy: retrying will not help. (Older failed pods,
-            # such as a helm test pod kept for its log, are not this deploy's business.)
+        if pod["metadata"].get("deletionTimestamp") or created < since_s - 1:
+            continue  # old pods on their way out, or not made by this deploy (a left-over hook pod)
+        fatal += container_problems(pod)
+        if (pod.get("status") or {}).get("phase") == "Failed":
+            # A hook Job's pod of this deploy: retrying will not help.
             exits = [f"{cs['name']} exit {((cs.get('state') or {}).get('terminated') or {}).get('exitCode')}"
                      for cs in (pod["status"].get("containerStatuses") or [])]
             fatal.append(("PodFailed", f"pod {pod['metadata']['name']} failed ({', '.join(exits)})"))
@@ -184,7 +183,9 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         problem = event_problem(event, now_s, thresholds)
         if problem:
             fatal.append(problem)
-    return RolloutState(done_all and not fatal, summaries, list(dict.fromkeys(fatal)))
+    # Rolled out is rolled out: events from a ReplicaSet being scaled away (a rollback) can
+    # still arrive, and must not turn a finished rollout into a failure.
+    return RolloutState(done_all, summaries, list(dict.fromkeys(fatal)))
 
 
 def fix_for(reasons: list[str]) -> str:

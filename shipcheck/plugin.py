@@ -157,20 +157,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if stage is not None:
             _failed_stages.setdefault(stage, item.nodeid)
         if report.when in ("call", "setup"):
-            _attach_diagnostics(report)
+            _attach_diagnostics(item, report)
     report.sections = [(title, commands.scrub(text)) for title, text in report.sections]
     return report
 
 
-def _attach_diagnostics(report: pytest.TestReport) -> None:
+def _attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     for name, diagnose in list(_diagnosers.items()):
         try:
             evidence = diagnose()
         except Exception as exc:  # diagnostics never raise
             evidence = [(name, f"(could not collect diagnostics: {type(exc).__name__}: {exc})")]
         for title, text in evidence:
-            # "Captured stdout" puts the evidence in JUnit's system-out too.
-            report.sections.append((f"Captured stdout diagnostics: {title}", commands.scrub(text)))
+            text = commands.scrub(text)
+            # On this report for the HTML; on the item for the teardown report, whose
+            # "Captured stdout" sections junitxml writes to <system-out>.
+            report.sections.append((f"Captured stdout diagnostics: {title}", text))
+            item.add_report_section(report.when, f"stdout diagnostics: {title}", text)
 
 
 # --- reports ----------------------------------------------------------------------------

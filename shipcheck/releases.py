@@ -107,6 +107,22 @@ def recovery_action(history: list[dict]) -> tuple[str, int | None] | None:
     return ("rollback", good) if good else ("uninstall", None)
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """Helm's merge of values: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def merged_values(files: tuple[Path, ...], values: dict) -> dict:
+    """What `helm get values` reports for a release installed with `-f file...` then `values`."""
+    merged: dict = {}
+    for path in files:
+        merged = deep_merge(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return deep_merge(merged, values)
+
+
 def manifests_equal(deployed: str, desired: str) -> bool:
     """Same set of objects with the same content, whatever the document order."""
     def docs(text: str) -> list[str]:

@@ -55,7 +55,7 @@ TASKS_PATH = "/api/shipcheck-faults/tasks"  # a backend path, through the fronte
 CRASH_IMAGE = "todo-backend-crash"  # built FROM the stage-1 backend image (tests/seeded/deploy/crash.Dockerfile)
 VENV_BIN = str(Path(sys.executable).parent)
 LOCAL_CONTAINERD = "/run/shipcheck-containerd/containerd.sock"  # the local cluster's own containerd
-NO_OP_GATE = "test_redeploy_without_change_is_a_no_op"  # judged on its own (see the xfail below)
+NO_OP_GATE = "test_redeploy_without_change_is_a_no_op"  # judged on its own test below
 
 # Every run in our namespace: one replica per app (the node's 2 CPUs are shared with the
 # pipeline's own namespace), and a deploy timeout that bounds a missed signal.
@@ -399,10 +399,6 @@ def test_the_good_baseline_passes_every_stage4_gate(baseline, lab):
     assert [h["status"] for h in lab.history()] == ["deployed"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: deploy_release's no-change check compares `helm get values` (the user-supplied values of EVERY -f file: "
-    "values-small.yaml, the component's values_files) with the pipeline's values tree alone, so with any values "
-    "file a no-change re-run always upgrades. Fix: compare with the files and the tree deep-merged in helm's order."))
 def test_a_no_change_rerun_with_values_files_is_a_no_op(baseline):
     case = baseline.cases[NO_OP_GATE]
     assert case.outcome == "passed", case.text[:600]
@@ -479,11 +475,6 @@ def test_crashing_image_evidence_is_in_the_html_report(crash_run):
     assert re.search(r"todo-backend-[a-z0-9]+-[a-z0-9]+ +0/1 +CrashLoopBackOff", html)  # kubectl get pods
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: plugin._attach_diagnostics adds the evidence to the call report's sections only; pytest's junitxml "
-    "writes <system-out> from the teardown report, whose sections come from item._report_sections, so "
-    "reports/junit.xml never carries the diagnostics (only an empty 'Captured Out'). Fix: also "
-    "item.add_report_section(report.when, 'stdout', framed evidence) in the makereport hookwrapper."))
 def test_crashing_image_evidence_is_in_the_junit_report(crash_run):
     case = crash_run.inner.failure(f"test_release_deployed[{BACKEND}]")
     assert "shipcheck seeded crash: refusing to start" in case.system_out, case.system_out[:300]
@@ -581,11 +572,6 @@ def test_readiness_on_a_wrong_path_fails_and_the_previous_release_keeps_serving(
     check_reported_rolled_out(tried)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: kube.event_problem treats readiness as failed only when the Unhealthy event count EXCEEDS "
-    "failureThreshold (4 failures for the charts' 3), one probe period (10 s) after the kubelet itself marks the "
-    "pod unready; with the charts' probe (period 10 s) that is >= 30 s after the first probe plus the hook and "
-    "start-up, so never within the 30 s budget (timeouts_s.fail_fast, itself unused). Fix: count >= threshold."))
 def test_readiness_on_a_wrong_path_is_detected_within_30_s(lab, state, fault_table):
     check_detected_in_time(attempt(lab, state, fault_table, *READINESS))
 
@@ -600,15 +586,6 @@ def test_over_quota_without_the_fit_check_is_a_failed_create_within_30_s(lab, st
     assert "requests.cpu" in evidence_text(tried.outcome, f"quota usage in {NAMESPACE}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a rollout watch judges every FailedCreate event of the release since its start, including those of the "
-    "failed revision's ReplicaSet, which keeps retrying (and emitting) until the Deployment scales it to 0. "
-    "restore_previous starts its watch just before `helm rollback`, so FailedCreate events landing in the first "
-    "second(s) of the rollback make it report a rolled-back, Ready release as 'NOT rolled out' (seen in 3 of 5 "
-    "runs: 'rolled back to revision 5: NOT rolled out: ReplicaSet todo-backend-...: FailedCreate'). Shown "
-    "deterministically by watching from the bad upgrade's start. Fix: judge FailedCreate only for the "
-    "Deployment's current ReplicaSet (pod-template-hash of its newest revision, spec.replicas > 0), and let a "
-    "rolled-out workload end the watch as done."))
 def test_a_rollback_watch_ignores_the_failed_revisions_replicaset(lab, state, fault_table):
     tried = attempt(lab, state, fault_table, *OVER_QUOTA)
     assert not tried.afterwards, tried.afterwards  # rolled back: the good release is Ready and serving
@@ -644,7 +621,7 @@ def test_helm_killed_mid_upgrade_is_recovered_by_the_next_run(lab, fault_table):
     assert not problems, f"after the recovery: {problems}"
 
 
-# Last: the hook Job this fault leaves behind stays in the namespace (see the xfail below).
+# Last: a stopped helm leaves its hook Job; the deploy deletes it before rolling back.
 def test_image_never_loaded_fails_fast_and_the_previous_release_keeps_serving(lab, state, fault_table):
     tried = attempt(lab, state, fault_table, *NEVER_LOADED)
     check_failed_on(tried, "ErrImageNeverPull", 'Container image "todo-backend:v0.0.0-never-loaded" is not present')
@@ -652,12 +629,5 @@ def test_image_never_loaded_fails_fast_and_the_previous_release_keeps_serving(la
     assert "ErrImageNeverPull" in evidence_text(tried.outcome, f"describe pods of {BACKEND}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when the fatal signal comes from a pre-upgrade hook pod (here the migration Job's ErrImageNeverPull), "
-    "deploy_release stops helm but leaves the hook Job behind; restore_previous's rollout watch (kube.rollout_state "
-    "over every pod of the release, old or new) still sees that pod's fatal state and reports the restored release "
-    "'NOT rolled out' although its Deployment is updated, available and ready. Fix: after stopping helm, delete "
-    "the release's hook Jobs it left (what its hook-delete-policy would have done), and judge only pods created "
-    "since the watch began (or no hook pods) when watching a rollback."))
 def test_image_never_loaded_rollback_is_reported_rolled_out(lab, state, fault_table):
     check_reported_rolled_out(attempt(lab, state, fault_table, *NEVER_LOADED))
