@@ -127,6 +127,9 @@ start() {
   start_containerd
   network
   system_images
+  # A fresh cluster every start (cached binaries and images make it quick): state kept
+  # from an earlier run would hold pods bound to a node that is gone.
+  rm -rf "$STATE/etcd"
   mkdir -p "$STATE/logs"
   log "starting Kubernetes $KUBERNETES_VERSION with hack/local-up-cluster.sh (logs $STATE/logs)"
   # The script wants cfssl, etcd and kubectl on PATH, and `sudo` even as root.
@@ -158,24 +161,32 @@ stop() {
     pkill -f "$KBIN/kubelet" 2>/dev/null || true
     "$OUT/bin/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" rmp --all --force >/dev/null 2>&1 || true
   fi
-  for binary in "$KBIN/kube-proxy" "$KBIN/kube-scheduler" "$KBIN/kube-controller-manager" "$KBIN/kube-apiserver" "$OUT/bin/etcd"; do
-    pkill -f "^$binary" 2>/dev/null || true
+  for binary in "$KBIN/kube-proxy" "$KBIN/kube-scheduler" "$KBIN/kube-controller-manager" "$KBIN/kube-apiserver"; do
+    pkill -f "$binary" 2>/dev/null || true
   done
+  pkill -f "etcd .*--data-dir $STATE/etcd" 2>/dev/null || true   # started as plain `etcd` from PATH
   if [ -f "$STATE/containerd.pid" ]; then
     kill "$(cat "$STATE/containerd.pid")" 2>/dev/null || true
     rm -f "$STATE/containerd.pid"
   fi
+  local ours="$KBIN/|etcd .*--data-dir $STATE/etcd|containerd --config $STATE"
   for _ in $(seq 1 20); do
-    pgrep -f "$KBIN/|$OUT/bin/etcd|containerd --config $STATE" >/dev/null || break
+    pgrep -f "$ours" >/dev/null || break
     sleep 0.5
   done
-  pkill -9 -f "$KBIN/|$OUT/bin/etcd|containerd --config $STATE" 2>/dev/null || true
+  pkill -9 -f "$ours" 2>/dev/null || true
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null || true
   # Mounts left by the kubelet (secrets, projected tokens) and by containerd (shm, rootfs).
-  grep -oE " (/var/lib/kubelet|/run/shipcheck-containerd|$CONTAINERD_ROOT)[^ ]*" /proc/mounts | sort -r | \
+  { grep -oE " (/var/lib/kubelet|/run/shipcheck-containerd|$CONTAINERD_ROOT)[^ ]*" /proc/mounts || true; } | sort -r | \
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-  # kube-proxy's iptables chains and the pod bridge.
+  # The iptables chains of kube-proxy, the kubelet and the CNI plugins (Docker's rules
+  # stay), and the pod bridge.
   [ -x "$KBIN/kube-proxy" ] && "$KBIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  for table in filter nat mangle; do
+    if iptables-save -t "$table" | grep -qE '(KUBE|CNI)-'; then
+      iptables-save -t "$table" | grep -vE '(KUBE|CNI)-' | iptables-restore -T "$table"
+    fi
+  done
   ip link delete cni0 2>/dev/null || true
   log "local cluster stopped"
 }

@@ -52,15 +52,6 @@ SUMMARY = {
     ],
 }
 
-# status of the recorded node (kubectl get node 127.0.0.1 -o json), trimmed
-LOCAL_NODE = {
-    "metadata": {"name": "127.0.0.1"},
-    "status": {"addresses": [{"address": "127.0.0.1", "type": "InternalIP"},
-                             {"address": "127.0.0.1", "type": "Hostname"}],
-               "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}},
-}
-
-
 def test_usage_per_pod_and_container_in_millicores_and_working_set_bytes():
     usage = metrics.pod_usage(SUMMARY, NAMESPACE)
     assert usage["sample"] == {"main": {"cpu_millicores": pytest.approx(59.395589), "memory_bytes": 7344128}}
@@ -99,22 +90,3 @@ def test_an_empty_or_partial_summary_reads_as_no_usage():
     assert metrics.pod_usage({"pods": [{"podRef": {"name": "p", "namespace": NAMESPACE}}]}, NAMESPACE) == {"p": {}}
 
 
-def test_kubelet_endpoint_is_the_internal_ip_and_the_reported_port():
-    assert metrics.kubelet_endpoint(LOCAL_NODE) == ("127.0.0.1", 10250)
-    node = {"metadata": {"name": "worker-1"},
-            "status": {"addresses": [{"address": "worker-1", "type": "Hostname"},
-                                     {"address": "192.0.2.7", "type": "InternalIP"}],
-                       "daemonEndpoints": {"kubeletEndpoint": {"Port": 10255}}}}
-    assert metrics.kubelet_endpoint(node) == ("192.0.2.7", 10255)
-
-
-def test_kubelet_endpoint_without_addresses_falls_back_to_the_name_and_default_port():
-    assert metrics.kubelet_endpoint({"metadata": {"name": "n1"}, "status": {}}) == ("n1", metrics.DEFAULT_KUBELET_PORT)
-
-
-@pytest.mark.parametrize("address, loopback", [
-    ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("localhost", True),
-    ("192.0.2.2", False), ("10.1.0.1", False), ("fd00::2", False), ("worker-1", False),
-])
-def test_is_loopback(address, loopback):
-    assert metrics.is_loopback(address) is loopback
