@@ -160,6 +160,13 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         done, summary = (deployment_rolled_out(w) if w.get("kind") == "Deployment" else statefulset_rolled_out(w))
         done_all &= done
         summaries.append(summary)
+    # Old pods still terminating hold their requests on the node and in the quota: the next
+    # release's surge pod must not be scheduled beside them, so the rollout is not over yet.
+    terminating = [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")
+                   and any(o.get("kind") in ("ReplicaSet", "StatefulSet") for o in p["metadata"].get("ownerReferences") or [])]
+    if terminating:
+        done_all = False
+        summaries.append(f"{len(terminating)} old pod(s) still terminating")
     fatal = []
     for pod in pods:
         created = _event_time(pod["metadata"], "creationTimestamp") or now_s
@@ -171,6 +178,7 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
             exits = [f"{cs['name']} exit {((cs.get('state') or {}).get('terminated') or {}).get('exitCode')}"
                      for cs in (pod["status"].get("containerStatuses") or [])]
             fatal.append(("PodFailed", f"pod {pod['metadata']['name']} failed ({', '.join(exits)})"))
+    pod_fatal = list(fatal)
     thresholds = readiness_thresholds(pods)
     live_pods = {p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")}
     for event in events:
@@ -183,9 +191,9 @@ def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], s
         problem = event_problem(event, now_s, thresholds)
         if problem:
             fatal.append(problem)
-    # Rolled out is rolled out: events from a ReplicaSet being scaled away (a rollback) can
-    # still arrive, and must not turn a finished rollout into a failure.
-    return RolloutState(done_all, summaries, list(dict.fromkeys(fatal)))
+    # A failing pod of this deploy blocks "done"; events do not: a ReplicaSet being scaled
+    # away (a rollback) can still report FailedCreate after the rollout has finished.
+    return RolloutState(done_all and not pod_fatal, summaries, list(dict.fromkeys(fatal)))
 
 
 def fix_for(reasons: list[str]) -> str:

@@ -186,7 +186,8 @@ def test_start_runs_the_image_as_the_cluster_will():
     assert args == ("todo-backend:v1.0.0",)
     assert kw["read_only"] is True and kw["cap_drop"] == ["ALL"] and kw["security_opt"] == ["no-new-privileges"]
     assert kw["ports"] == {"8000/tcp": ("127.0.0.1", None)}  # published on loopback only, any free port
-    assert kw["tmpfs"] == {"/tmp": "mode=1777", "/app/cache": "mode=1777"}
+    # owned by the component's user: Docker ignores mode for a path the image does not have
+    assert kw["tmpfs"] == {"/tmp": "mode=1777,uid=1001,gid=1001", "/app/cache": "mode=1777,uid=1001,gid=1001"}
     assert kw["network"] == FakeNetwork.name and kw["networking_config"] == {FakeNetwork.name: {"Aliases": ["todo-backend"]}}
     assert kw["labels"] == {containers.LABEL: "120000-abcd"} and kw["name"] == "shipcheck-120000-abcd-todo-backend"
     assert kw["environment"] == {"DATABASE_URL": "postgresql://x"} and kw["detach"] is True

@@ -161,12 +161,13 @@ def test_an_unschedulable_event_with_only_event_time_is_judged():
     assert kube.event_problem(e, NOW, {})[0] == "FailedScheduling"
 
 
-def test_readiness_failing_past_its_threshold_is_fatal():
+def test_readiness_failing_at_its_threshold_is_fatal():
+    """At failureThreshold failures the kubelet marks the pod unready: that is the signal."""
     message = "Readiness probe failed: HTTP probe failed with statuscode: 503"
     name = "todo-backend-7d9c-abcde"
-    assert kube.event_problem(event("Unhealthy", message, count=3), NOW, {name: 3}) is None
-    assert kube.event_problem(event("Unhealthy", message, count=4), NOW, {name: 3}) == (
-        "Unhealthy", f"Pod {name}: readiness failed 4 times (failureThreshold 3): {message}")
+    assert kube.event_problem(event("Unhealthy", message, count=2), NOW, {name: 3}) is None
+    assert kube.event_problem(event("Unhealthy", message, count=3), NOW, {name: 3}) == (
+        "Unhealthy", f"Pod {name}: readiness failed 3 times (failureThreshold 3): {message}")
     assert kube.event_problem(event("Unhealthy", message, count=4), NOW, {name: 10}) is None
     assert kube.event_problem(event("Unhealthy", message, count=4), NOW, {})[0] == "Unhealthy"  # default 3
 
@@ -234,3 +235,17 @@ class _ApiError(Exception):
 ])
 def test_only_server_errors_and_no_answer_are_transient(exc, transient):
     assert kube.is_transient(exc) is transient
+
+
+def test_a_finished_rollout_is_not_failed_by_events_of_a_replicaset_being_scaled_away():
+    refused = event("FailedCreate", "pods is forbidden: exceeded quota: todo-quota", kind="ReplicaSet",
+                    name="todo-backend-bad")
+    state = kube.rollout_state([deployment()], [pod(statuses=[RUNNING])], [refused], NOW - 120, NOW)
+    assert state.done and [r for r, _ in state.fatal] == ["FailedCreate"]
+
+
+def test_old_pods_still_terminating_keep_the_rollout_open():
+    old = pod("todo-backend-old-xyz", statuses=[RUNNING], deleting=True)
+    old["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": "todo-backend-old"}]
+    state = kube.rollout_state([deployment()], [old, pod(statuses=[RUNNING])], [], NOW - 120, NOW)
+    assert not state.done and "1 old pod(s) still terminating" in str(state)
