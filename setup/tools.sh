@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# helm and kubectl for the suite, pinned in versions.env, built from the Go module proxy
+# helm, kubectl and actionlint for the suite, pinned in versions.env, built from the Go module proxy
 # into $CACHE_DIR/bin (outside the repository, reused by every clone).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -66,3 +66,13 @@ GO
 fi
 ln -sf "$kubectl_bin" "$TOOLS_BIN/kubectl"
 log "kubectl: $("$TOOLS_BIN/kubectl" version --client | head -1)"
+
+# actionlint, for the example GitHub Actions job (examples/).
+if [ ! -x "$TOOLS_BIN/actionlint-$ACTIONLINT_VERSION" ]; then
+  log "building actionlint $ACTIONLINT_VERSION"
+  tmp=$(mktemp -d)
+  GOBIN=$tmp with_heartbeat "building actionlint" go install -trimpath -ldflags "-s -w" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+  mv "$tmp/actionlint" "$TOOLS_BIN/actionlint-$ACTIONLINT_VERSION"; rm -rf "$tmp"
+fi
+ln -sf "$TOOLS_BIN/actionlint-$ACTIONLINT_VERSION" "$TOOLS_BIN/actionlint"
