@@ -327,7 +327,7 @@ def crash_image(local_cluster, lab_cfg) -> str:
     engine = docker.from_env(timeout=120)
     base = lab_cfg.image_ref(lab_cfg.components[BACKEND])
     if not engine.images.list(name=base):
-        pytest.skip(f"{base} is not in the engine: run stage 1 first")
+        pytest.fail(f"{base} is not in the engine: run stage 1 first (./pipeline test runs the stages before these tests)")
     ref = f"{CRASH_IMAGE}:{lab_cfg.version}"
     commands.run([*images.docker_cli(), "build", "-q", "-f", str(SEEDED / "crash.Dockerfile"), "--build-arg",
                   f"BASE={base}", "-t", ref, str(SEEDED)], env={"DOCKER_BUILDKIT": "1"}, timeout_s=300,
