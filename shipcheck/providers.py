@@ -95,22 +95,18 @@ class Cluster:
     def __repr__(self) -> str:
         return f"<Cluster {self.provider} context={self.context} kubeconfig={self.kubeconfig}>"
 
-    def kube_args(self) -> list[str]:
-        """--kubeconfig/--context flags for kubectl and helm, added in one place."""
+    def kube_args(self, context_flag: str = "--context") -> list[str]:
+        """--kubeconfig/--context flags for kubectl, added in one place."""
         args = []
         if self.kubeconfig:
             args += ["--kubeconfig", self.kubeconfig]
         if self.context:
-            args += ["--context", self.context]
+            args += [context_flag, self.context]
         return args
 
     def helm_args(self) -> list[str]:
-        args = []
-        if self.kubeconfig:
-            args += ["--kubeconfig", self.kubeconfig]
-        if self.context:
-            args += ["--kube-context", self.context]
-        return args
+        """The same for helm, which names the context flag differently."""
+        return self.kube_args("--kube-context")
 
     def load_image(self, ref: str) -> float:
         """Make a locally built image visible to the cluster's nodes; returns seconds taken."""

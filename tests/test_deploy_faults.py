@@ -34,14 +34,25 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import junit_report
 import pytest
 import yaml
+from junit_report import Case
 
-from shipcheck import charts, commands, config, deploy, images, kube, providers, releases, traffic
+from shipcheck import (
+    charts,
+    commands,
+    config,
+    deploy,
+    images,
+    kube,
+    providers,
+    releases,
+    traffic,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -86,14 +97,6 @@ def builds(cfg, docker_client):
 
 # --- the inner stage-4 run ----------------------------------------------------------------------
 @dataclass
-class Case:
-    outcome: str  # passed | failed | error | skipped
-    text: str  # failure or skip message and traceback
-    system_out: str  # JUnit system-out: the attached diagnostics' text
-    seconds: float
-
-
-@dataclass
 class InnerRun:
     result: pytest.RunResult
     cases: dict[str, Case]
@@ -123,20 +126,6 @@ class InnerRun:
         return "--- inner output (tail) ---\n" + "\n".join(self.result.outlines[-lines:])
 
 
-def parse_junit(path: Path) -> dict[str, Case]:
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        outcome, text = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                text = f"{child.get('message', '')}\n{child.text or ''}"
-                break
-        out = "\n".join(child.text or "" for child in case if child.tag == "system-out")
-        cases[case.get("name")] = Case(outcome, text, out, float(case.get("time") or 0))
-    return cases
-
-
 def run_stage4(pytester: pytest.Pytester, *sets: str, profile: str = "small") -> InnerRun:
     """The real stages/test_04_deploy.py in a subprocess, on the app's shipcheck.yaml with our
     namespace and `sets` (--set) over it; JUnit, HTML and summary.json are read back."""
@@ -163,7 +152,7 @@ def run_stage4(pytester: pytest.Pytester, *sets: str, profile: str = "small") ->
             f"--shipcheck-config={REPO / 'shipcheck.yaml'}", "--cluster=local", f"--values-profile={profile}",
             *set_args, "stages/test_04_deploy.py", timeout=600)
     summary = pytester.path / "reports" / "summary.json"
-    return InnerRun(result, parse_junit(junit) if junit.exists() else {},
+    return InnerRun(result, junit_report.parse(junit) if junit.exists() else {},
                     json.loads(summary.read_text())["sections"] if summary.exists() else {},
                     report.read_text() if report.exists() else "", time.monotonic() - start)
 

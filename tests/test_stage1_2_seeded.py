@@ -15,10 +15,10 @@ import re
 import secrets
 import sys
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import junit_report
 import pytest
 import yaml
 
@@ -68,33 +68,21 @@ class InnerRun:
         return f"<InnerRun rc={self.result.ret} {len(self.cases)} tests {self.duration_s:.0f} s>"
 
     def outcome(self, test_id: str) -> str:
-        return self.cases[test_id][0] if test_id in self.cases else "not run"
+        return self.cases[test_id].outcome if test_id in self.cases else "not run"
 
     def not_passed(self, name: str) -> set[str]:
         """The gates that did not pass for component `name`."""
-        return {t.split("[")[0] for t, (o, _) in self.cases.items() if t.endswith(f"[{name}]") and o != "passed"}
+        return {t.split("[")[0] for t, c in self.cases.items() if t.endswith(f"[{name}]") and c.outcome != "passed"}
 
     def failure(self, test_id: str) -> str:
         """The failure text of a gate that must have FAILED (not errored, not skipped)."""
         __tracebackhide__ = True
-        outcome, text = self.cases.get(test_id, ("not run", ""))
+        case = self.cases.get(test_id)
+        outcome, text = (case.outcome, case.text) if case else ("not run", "")
         if outcome != "failed":
             pytest.fail(f"{test_id}: {outcome}, expected failed. {text[-1500:]}\n--- inner output (tail) ---\n"
                         + "\n".join(self.result.outlines[-60:]))
         return text
-
-
-def parse_junit(path: Path) -> dict[str, tuple[str, str]]:
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        outcome, text = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                text = f"{child.get('message', '')}\n{child.text or ''}"
-                break
-        cases[case.get("name")] = (outcome, text)
-    return cases
 
 
 def run_stage(pytester: pytest.Pytester, doc: dict | str, *args: str, stages=("test_01_build.py",),
@@ -117,7 +105,7 @@ def run_stage(pytester: pytest.Pytester, doc: dict | str, *args: str, stages=("t
         result = pytester.runpytest_subprocess(
             "-p", "no:cacheprovider", "-o", "addopts=", "-o", "junit_family=xunit2", "--junitxml", str(junit),
             "--shipcheck-config", str(cfg_path), *args, *[f"stages/{s}" for s in stages], timeout=900)
-    return InnerRun(result, parse_junit(junit) if junit.exists() else {}, time.monotonic() - start)
+    return InnerRun(result, junit_report.parse(junit) if junit.exists() else {}, time.monotonic() - start)
 
 
 # --- fixtures --------------------------------------------------------------------------------------
