@@ -98,7 +98,8 @@ def cluster() -> dict:
     script = str(ROOT / "setup" / "local-cluster.sh")
     figures = {"stop_s": timed(["bash", script, "stop"], "local cluster stop")}
     figures["warm_start_to_ready_s"] = timed(["bash", script, "start"], "local cluster warm start to node Ready")
-    subprocess.run(["crictl", "--runtime-endpoint", "unix:///run/shipcheck-containerd/containerd.sock", "rmi",
+    crictl = Path(os.environ.get("SHIPCHECK_CACHE", Path.home() / ".cache" / "shipcheck")) / "kubernetes-v1.34.4" / "bin" / "crictl"
+    subprocess.run([str(crictl), "--runtime-endpoint", "unix:///run/shipcheck-containerd/containerd.sock", "rmi",
                     "docker.io/library/todo-frontend:v1.0.0"], env=ENV, capture_output=True)
     figures["image_load_s"] = timed(["bash", script, "load", "todo-frontend:v1.0.0"], "image load todo-frontend")
     size = subprocess.run(["/usr/bin/docker", "image", "inspect", "-f", "{{.Size}}", "todo-frontend:v1.0.0"],
@@ -112,11 +113,11 @@ def cluster() -> dict:
 def main() -> None:
     chosen = sys.argv[1:] or ["build", "cluster", "pipeline"]
     results = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for name in chosen:
-        results[name] = {"build": build, "pipeline": pipeline, "cluster": cluster}[name]()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    for name in chosen:
+        results[name] = {"build": build, "pipeline": pipeline, "cluster": cluster}[name]()
+        out.write_text(json.dumps(results, indent=2) + "\n")  # after each part: a later failure keeps these
     print(json.dumps(results, indent=2))
     print(f"bench: figures written to {out}", file=sys.stderr)
 
