@@ -27,10 +27,14 @@ class HelmNotFound(FileNotFoundError):
     """helm is neither on PATH nor in the set-up's cache."""
 
 
-def cache_bin_dir(env: Mapping[str, str] | None = None) -> Path:
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where set-up and the suite keep what they build: $SHIPCHECK_CACHE, else ~/.cache/shipcheck."""
     env = os.environ if env is None else env
-    cache = env.get("SHIPCHECK_CACHE") or str(Path(env.get("HOME") or Path.home()) / ".cache" / "shipcheck")
-    return Path(cache) / "bin"
+    return Path(env.get("SHIPCHECK_CACHE") or str(Path(env.get("HOME") or Path.home()) / ".cache" / "shipcheck"))
+
+
+def cache_bin_dir(env: Mapping[str, str] | None = None) -> Path:
+    return cache_dir(env) / "bin"
 
 
 def tool_binary(name: str, env: Mapping[str, str] | None = None) -> str:

@@ -6,6 +6,7 @@ builder, which has no secret or cache mounts); the SDK reads everything else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -156,9 +157,23 @@ class ImageFacts:
         )
 
 
-def scan_layers(client, ref: str) -> list[secrets_scan.Finding]:
+def scan_layers(client, ref: str, cache: Path | None = None) -> list[secrets_scan.Finding]:
     """Every file in every layer, deleted ones too: a file removed by a later layer still
-    ships in the earlier one."""
+    ships in the earlier one. An image ID names its content, so with `cache` a result is
+    kept per image ID and version of the rules, and an unchanged image is not read again."""
+    rules = hashlib.sha256(Path(secrets_scan.__file__).read_bytes()).hexdigest()[:12]
+    image_id = client.images.get(ref).id.split(":")[-1]
+    saved = cache / f"{image_id}-{rules}.json" if cache else None
+    if saved and saved.exists():
+        return [secrets_scan.Finding(**f) for f in json.loads(saved.read_text())]
+    findings = _scan_layers(client, ref)
+    if saved:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps([{"where": f.where, "rule": f.rule} for f in findings]))
+    return findings
+
+
+def _scan_layers(client, ref: str) -> list[secrets_scan.Finding]:
     findings = []
     with tempfile.TemporaryDirectory(prefix="shipcheck-layers-") as tmp:
         archive = Path(tmp) / "image.tar"
