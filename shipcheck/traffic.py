@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -99,12 +100,13 @@ class RequestLoop:
             try:
                 with urllib.request.urlopen(url, timeout=self.timeout_s) as resp:
                     resp.read()
-            except urllib.error.HTTPError as exc:
+            except urllib.error.HTTPError as exc:  # which path, and who answered (app or proxy)
                 self.result.failed += 1
-                self.result.errors[f"HTTP {exc.code}"] += 1
+                body = exc.read(120).decode(errors="replace").replace("\n", " ")
+                self.result.errors[f"HTTP {exc.code} {urllib.parse.urlsplit(url).path.rsplit('/proxy', 1)[-1]}: {body}"] += 1
             except Exception as exc:
                 self.result.failed += 1
-                self.result.errors[type(exc).__name__] += 1
+                self.result.errors[f"{type(exc).__name__} {urllib.parse.urlsplit(url).path.rsplit('/proxy', 1)[-1]}"] += 1
             self._stop.wait(self.interval_s)
         self.result.duration_s = time.monotonic() - start
 

@@ -195,6 +195,33 @@ test('proxy answers 502 and logs the target host when the backend is down', asyn
   }
 });
 
+test('an idempotent request whose connection is reset is sent once more', async () => {
+  // A backend pod shutting down closes a pooled connection under the proxy.
+  let calls = 0;
+  const flaky = createServer((req, res) => {
+    calls += 1;
+    if (calls === 1) return req.socket.destroy();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('[]');
+  });
+  flaky.listen(0, '127.0.0.1');
+  await once(flaky, 'listening');
+  const app3 = await startApp({ API_BASE_URL: `http://127.0.0.1:${flaky.address().port}` });
+  try {
+    const r = await fetch(`${app3.base}/api/demo/tasks`);
+    assert.equal(r.status, 200);
+    assert.equal(calls, 2);
+    calls = 0;
+    const p = await fetch(`${app3.base}/api/demo/tasks`, { method: 'POST', body: '{"title":"x"}',
+      headers: { 'content-type': 'application/json' } });
+    assert.equal(p.status, 502); // a POST is not sent twice
+    assert.equal(calls, 1);
+  } finally {
+    await stopApp(app3);
+    flaky.close();
+  }
+});
+
 test('API_BASE_URL is read at request time, not baked into the build', async () => {
   // The same build, started with a different backend, talks to that backend.
   const other = createServer((req, res) => {

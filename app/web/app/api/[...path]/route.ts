@@ -8,6 +8,10 @@ const DEFAULT_BACKEND = 'http://localhost:8000';
 const DEFAULT_TIMEOUT_MS = 30_000;
 // Request headers worth passing on; hop-by-hop and host headers are left to fetch.
 const FORWARD_REQUEST_HEADERS = ['accept', 'content-type', 'authorization', 'x-request-id'];
+// Methods safe to send again when the connection failed before any answer: a pooled
+// keep-alive connection to a backend pod that is shutting down is closed under us during a
+// rolling update, and one retry on a fresh connection reaches a serving pod.
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 // Response headers passed back to the browser.
 const FORWARD_RESPONSE_HEADERS = ['content-type', 'location', 'x-request-id', 'retry-after'];
 
@@ -65,18 +69,20 @@ async function proxy(request: Request, ctx: Ctx): Promise<Response> {
 
   let upstream: Response;
   let payload: ArrayBuffer | null;
-  try {
-    upstream = await fetch(target, {
-      method,
-      headers,
-      body,
-      redirect: 'manual',
-      cache: 'no-store',
-      signal: signalFor(),
-    });
+  const call = async (): Promise<[Response, ArrayBuffer | null]> => {
+    const res = await fetch(target, { method, headers, body, redirect: 'manual', cache: 'no-store', signal: signalFor() });
     // 204/304 (and HEAD) carry no body; anything else is read in full under the same timeout.
-    const noBody = upstream.status === 204 || upstream.status === 304 || method === 'HEAD';
-    payload = noBody ? null : await upstream.arrayBuffer();
+    const noBody = res.status === 204 || res.status === 304 || method === 'HEAD';
+    return [res, noBody ? null : await res.arrayBuffer()];
+  };
+  try {
+    try {
+      [upstream, payload] = await call();
+    } catch (first) {
+      const e = first as { name?: string };
+      if (!IDEMPOTENT.has(method) || e.name === 'TimeoutError' || shutdownSignal()?.aborted) throw first;
+      [upstream, payload] = await call();
+    }
   } catch (err) {
     // Log where we tried to go (host only: no credentials, no query) and why.
     const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
