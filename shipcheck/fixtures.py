@@ -9,13 +9,26 @@ from __future__ import annotations
 import functools
 import subprocess
 import time
-from functools import partial
 from pathlib import Path
 
 import pytest
+from kubernetes import client as kube_client
 
-from . import (app_secrets, charts, commands, deploy, diagnostics, images, namespace, preflight, progress, providers,
-               quota, releases, waiting)
+from . import (
+    app_secrets,
+    charts,
+    commands,
+    deploy,
+    diagnostics,
+    images,
+    namespace,
+    preflight,
+    progress,
+    providers,
+    quota,
+    releases,
+    waiting,
+)
 from . import kube as kube_mod
 from .config import Config
 from .plugin import CONFIG_KEY
@@ -77,7 +90,7 @@ def builds(pytestconfig, cfg: Config, docker_client, git_revision, figures) -> d
     for component in cfg.components.values():
         args = images.resolve_base_images(component.base_images, cfg.stand_in_base_images, present, mode)
         args.update(VERSION=cfg.version, REVISION=git_revision, SOURCE=cfg.source_url or "local")
-        jobs.append(partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
+        jobs.append(functools.partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
                             no_cache=pytestconfig.getoption("shipcheck_no_cache")))
     parallel = not pytestconfig.getoption("sequential_builds")
     progress.say(f"building {len(jobs)} images {'in parallel' if parallel else 'one by one'} with BuildKit")
@@ -176,6 +189,12 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
     # other workloads happen to use now: the same cluster always gets the same values.
     allocatable, system = retry("reading node capacity",
                                 lambda: preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system"))
+    version = kube_client.VersionApi(kube.api_client).get_code().git_version
+    figures.add("cluster", provider=cluster.provider, context=cluster.context or "-", server_version=version,
+                allocatable_cpu=allocatable["cpu"], allocatable_memory=quota.format_memory(
+                    quota.parse_quantity(allocatable["memory"])), allocatable_pods=allocatable["pods"])
+    progress.say(f"cluster {cluster.provider}: Kubernetes {version}, allocatable cpu {allocatable['cpu']}, "
+                 f"memory {quota.format_memory(quota.parse_quantity(allocatable['memory']))}")
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):
         chosen = {c.name: values(c, profile) for c in components}
