@@ -159,6 +159,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if report.when in ("call", "setup"):
             _attach_diagnostics(item, report)
     report.sections = [(title, commands.scrub(text)) for title, text in report.sections]
+    if report.longrepr is not None:  # an assertion message may quote a secret too
+        clean = commands.scrub(report.longreprtext)
+        if clean != report.longreprtext:
+            report.longrepr = clean
     return report
 
 

@@ -16,8 +16,10 @@ sink: Callable[[str], None] = lambda line: print(line, file=sys.__stderr__, flus
 
 
 def say(message: str) -> None:
+    from .commands import scrub  # here, not at the top: commands imports nothing of ours, keep it so
+
     with _lock:
-        sink(f"[shipcheck {time.monotonic() - _start:6.1f}s] {message}")
+        sink(f"[shipcheck {time.monotonic() - _start:6.1f}s] {scrub(message)}")
 
 
 class Ticker:

@@ -43,3 +43,19 @@ def test_cleanup_is_opt_in(pytester, repo, stages):
     stages("test_06_cleanup.py", 6, "def test_cleanup():\n    pass\n")
     run(pytester, repo).stdout.fnmatch_lines(["*cleanup is opt-in: pass --cleanup*"])
     run(pytester, repo, "--cleanup").assert_outcomes(passed=1)
+
+
+def test_a_registered_secret_never_reaches_the_failure_report(pytester, repo, stages):
+    stages("test_01_build.py", 1, """
+        from shipcheck import commands, progress
+
+        def test_leaks():
+            commands.redact("s3cr3t-value-123")
+            progress.say("connecting with s3cr3t-value-123")
+            print("captured s3cr3t-value-123")
+            assert False, "DATABASE_URL=postgres://u:s3cr3t-value-123@db/x"
+        """)
+    result = run(pytester, repo, "--junitxml", "junit.xml")
+    result.assert_outcomes(failed=1)
+    assert "s3cr3t-value-123" not in result.stdout.str()
+    assert "s3cr3t-value-123" not in (pytester.path / "junit.xml").read_text()
