@@ -13,6 +13,10 @@ import pytest
 from shipcheck import browser, commands, containers, deploy, metrics, namespace, quota, report_charts, traffic
 
 pytestmark = pytest.mark.order(5)
+# The frontend answers /api/* by proxying to the backend: a failure there is the path between.
+PROXY_FIX = ("Fix: the frontend proxies /api/* to its API_BASE_URL (the backend's Service); check that value and "
+             "the backend's readiness; the frontend's log (attached) names where it tried to go.")
+API_FIX = "Fix: the backend's task API misbehaves; see the backend's log (attached) and its database."
 MEMORY_SHARE_LIMIT = 0.9  # working set above 90 % of the memory limit is one spike from OOMKilled
 
 
@@ -148,22 +152,24 @@ def test_todo_flow_end_to_end(frontend_url, figures):
     """Health, then create, list, complete and delete a task, and one chat command, all
     through the frontend (its proxy to the backend, the backend to PostgreSQL)."""
     status, body = containers.http_get(frontend_url + "/api/health")
-    assert status == 200, f"GET /api/health through the frontend answered {status}: {body[:200]}"
+    assert status == 200, (f"GET /api/health through the frontend answered {status}: {body[:200]}; expected 200. "
+                           "Fix: see the frontend's log and pod description (attached).")
     user = f"e2e-{secrets.token_hex(3)}"
     base = f"{frontend_url}/api/{user}"
     status, task = containers.http_json("POST", f"{base}/tasks", {"title": "buy milk (end to end)"})
-    assert status == 201, f"POST /api/{user}/tasks answered {status}: {task}; expected 201"
+    assert status == 201, f"POST /api/{user}/tasks answered {status}: {task}; expected 201. {PROXY_FIX}"
     status, listed = containers.http_json("GET", f"{base}/tasks")
-    assert status == 200 and [t["id"] for t in listed] == [task["id"]], f"GET tasks answered {status}: {listed}"
+    assert status == 200 and [t["id"] for t in listed] == [task["id"]], (
+        f"GET tasks answered {status}: {listed}; expected 200 and the one task. {API_FIX}")
     status, done = containers.http_json("PATCH", f"{base}/tasks/{task['id']}/complete")
-    assert status == 200 and done["completed"] is True, f"PATCH complete answered {status}: {done}"
+    assert status == 200 and done["completed"] is True, f"PATCH complete answered {status}: {done}; expected 200, completed. {API_FIX}"
     status, _ = containers.http_json("DELETE", f"{base}/tasks/{task['id']}")
-    assert status == 204, f"DELETE answered {status}, expected 204"
+    assert status == 204, f"DELETE answered {status}, expected 204. {API_FIX}"
     status, chat = containers.http_json("POST", f"{base}/chat", {"message": "add water the plants"})
     assert status == 200 and any(c["name"] == "add_task" for c in chat.get("tool_calls", [])), (
-        f"chat 'add water the plants' answered {status}: {chat}; expected an add_task tool call")
+        f"chat 'add water the plants' answered {status}: {chat}; expected an add_task tool call. {API_FIX}")
     status, listed = containers.http_json("GET", f"{base}/tasks")
-    assert any("water the plants" in t["title"] for t in listed), f"the chat's task is not listed: {listed}"
+    assert any("water the plants" in t["title"] for t in listed), f"the chat's task is not listed: {listed}. {API_FIX}"
     for t in listed:
         containers.http_json("DELETE", f"{base}/tasks/{t['id']}")
 
@@ -172,14 +178,17 @@ def test_helm_test_passes(live, helm, component):
     if component not in live.components:
         pytest.skip(f"{component.name} is not deployed")
     result = helm.run("test", component.release, "--logs", "--timeout", "180s", check=False, timeout_s=240)
-    assert result.ok, (f"`helm test {component.release}` failed: {result.tail(40)}. Fix: the test pod checks the "
-                       "Service's health paths; see its log above.")
+    # helm writes the verdict to stderr and the test pod's log (--logs) to stdout: both belong here.
+    said = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part).splitlines()
+    assert result.ok, (f"`helm test {component.release}` failed:\n" + commands.scrub("\n".join(said[-40:])) +
+                       "\nFix: the test pod checks the Service's health paths; its log is above.")
 
 
 def test_page_renders_in_a_browser(frontend_url, figures):
     title = f"browser check {secrets.token_hex(2)}"
     status, task = containers.http_json("POST", f"{frontend_url}/api/demo/tasks", {"title": title})
-    assert status == 201, f"could not create the demo task: {status} {task}"
+    assert status == 201, (f"could not create the demo task before rendering the page: POST /api/demo/tasks "
+                           f"answered {status}: {task}; expected 201. {PROXY_FIX}")
     try:
         dom, png = browser.render(frontend_url + "/")
     finally:

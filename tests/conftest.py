@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "pipeline_lab"]  # pipeline_lab: the fault modules' cluster fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 # pytester gives inner runs their own HOME; keep them on the set-up's tool cache (helm).

@@ -24,23 +24,17 @@ Run: .venv/bin/python -m pytest tests/test_deploy_faults.py -o addopts= -p no:ca
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import junit_report
+import pipeline_lab
 import pytest
-import yaml
-from junit_report import Case
+from pipeline_lab import InnerRun, http_status
 
 from shipcheck import (
     charts,
@@ -49,14 +43,13 @@ from shipcheck import (
     deploy,
     images,
     kube,
-    providers,
     releases,
     traffic,
 )
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = pipeline_lab.REPO
 SEEDED = Path(__file__).resolve().parent / "seeded" / "deploy"
 NAMESPACE = f"shipcheck-faults-{secrets.token_hex(3)}"
 BACKEND, FRONTEND = "todo-backend", "todo-frontend"
@@ -64,7 +57,6 @@ DETECT_LIMIT_S = 30.0  # a fatal signal must stop the deploy within this
 FAULT_TIMEOUT_S = 120  # helm's timeout for a bad upgrade: far above the limit, so a miss shows as a miss
 TASKS_PATH = "/api/shipcheck-faults/tasks"  # a backend path, through the frontend's /api proxy
 CRASH_IMAGE = "todo-backend-crash"  # built FROM the stage-1 backend image (tests/seeded/deploy/crash.Dockerfile)
-VENV_BIN = str(Path(sys.executable).parent)
 LOCAL_CONTAINERD = "/run/shipcheck-containerd/containerd.sock"  # the local cluster's own containerd
 NO_OP_GATE = "test_redeploy_without_change_is_a_no_op"  # judged on its own test below
 
@@ -74,87 +66,10 @@ BASE_SETS = (f"namespace={NAMESPACE}", "timeouts_s.deploy=120",
              f"components.{BACKEND}.values_files=[{SEEDED / 'one-replica.yaml'}]",
              f"components.{FRONTEND}.values_files=[{SEEDED / 'one-replica.yaml'}]")
 
-# The inner sessions test stage 4 alone: stage 1 already built the images, and rebuilding
-# them would retag the shared todo-* images with a new revision label. This fixture (in the
-# inner stages/conftest.py) reports what the engine holds as built.
-PREBUILT_CONFTEST = '''\
-"""Stage 1 has run: reuse the images in the engine instead of building them again."""
-import pytest
-
-from shipcheck import images
-
-
-@pytest.fixture(scope="session")
-def builds(cfg, docker_client):
-    def result(component):
-        ref = cfg.image_ref(component)
-        present = bool(docker_client.images.list(name=ref))
-        missing = "" if present else f"{ref} is not in the engine: run stage 1"
-        return images.BuildResult(component.name, ref, present, 0.0, {}, missing)
-    return {c.name: result(c) for c in cfg.components.values()}
-'''
-
-
-# --- the inner stage-4 run ----------------------------------------------------------------------
-@dataclass
-class InnerRun:
-    result: pytest.RunResult
-    cases: dict[str, Case]
-    figures: dict  # summary.json sections
-    html: str
-    duration_s: float
-
-    def __repr__(self) -> str:
-        return f"<InnerRun stage 4 rc={self.result.ret} {len(self.cases)} tests {self.duration_s:.0f} s>"
-
-    def outcome(self, test_id: str) -> str:
-        return self.cases[test_id].outcome if test_id in self.cases else "not run"
-
-    def failure(self, test_id: str) -> Case:
-        """The case of a gate that must have FAILED (not errored, not skipped)."""
-        __tracebackhide__ = True
-        case = self.cases.get(test_id)
-        if case is None or case.outcome != "failed":
-            pytest.fail(f"{test_id}: {case.outcome if case else 'not run'}, expected failed. "
-                        f"{case.text[-1500:] if case else ''}\n" + self.tail())
-        return case
-
-    def deploys(self, release: str) -> list[dict]:
-        return [row for row in self.figures.get("deploys", []) if row["release"] == release]
-
-    def tail(self, lines: int = 60) -> str:
-        return "--- inner output (tail) ---\n" + "\n".join(self.result.outlines[-lines:])
-
-
 def run_stage4(pytester: pytest.Pytester, *sets: str, profile: str = "small") -> InnerRun:
     """The real stages/test_04_deploy.py in a subprocess, on the app's shipcheck.yaml with our
     namespace and `sets` (--set) over it; JUnit, HTML and summary.json are read back."""
-    (pytester.path / "conftest.py").write_text((REPO / "conftest.py").read_text())
-    (pytester.path / "stages").mkdir(exist_ok=True)
-    (pytester.path / "stages" / "test_04_deploy.py").write_text((REPO / "stages" / "test_04_deploy.py").read_text())
-    (pytester.path / "stages" / "conftest.py").write_text(PREBUILT_CONFTEST)
-    (pytester.path / "reports").mkdir(exist_ok=True)  # the plugin writes summary.json there
-    # Pin the inner rootdir here: a path argument under the repository would make pytest pick
-    # the repository's pyproject.toml and rootdir, and the inner run write the repository's reports/.
-    (pytester.path / "pytest.ini").write_text("[pytest]\n")
-    junit, report = pytester.path / "inner-junit.xml", pytester.path / "inner-report.html"
-    set_args = [arg for item in (*BASE_SETS, *sets) for arg in ("--set", item)]
-    start = time.monotonic()
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("SHIPCHECK_CONFIG", "SHIPCHECK_VALUES_PROFILE", "SHIPCHECK_CLUSTER", "DATABASE_URL", "KUBECONFIG"):
-            mp.delenv(name, raising=False)  # the in-cluster PostgreSQL, the local cluster, our options only
-        mp.setenv("PYTHONPATH", str(REPO))
-        mp.setenv("PATH", os.pathsep.join([str(charts.cache_bin_dir()), VENV_BIN, os.environ["PATH"]]))
-        result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", f"--rootdir={pytester.path}", "-c", str(pytester.path / "pytest.ini"),
-            "-o", "addopts=", "-o", "junit_family=xunit2", "-o", "junit_logging=system-out",
-            f"--junitxml={junit}", f"--html={report}", "--self-contained-html",
-            f"--shipcheck-config={REPO / 'shipcheck.yaml'}", "--cluster=local", f"--values-profile={profile}",
-            *set_args, "stages/test_04_deploy.py", timeout=600)
-    summary = pytester.path / "reports" / "summary.json"
-    return InnerRun(result, junit_report.parse(junit) if junit.exists() else {},
-                    json.loads(summary.read_text())["sections"] if summary.exists() else {},
-                    report.read_text() if report.exists() else "", time.monotonic() - start)
+    return pipeline_lab.run_stages(pytester, ["stages/test_04_deploy.py"], (*BASE_SETS, *sets), profile=profile)
 
 
 # --- the lab: our namespace, its good release, and the ways to hit it -------------------------------
@@ -223,25 +138,9 @@ class Lab:
         return problems
 
 
-def http_status(url: str) -> int | str:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
 def seeded_values(tree: dict, name: str) -> dict:
     """The good values with tests/seeded/deploy/`name` merged over them."""
-    def merge(base: dict, extra: dict) -> dict:
-        out = copy.deepcopy(base)
-        for key, value in extra.items():
-            both = isinstance(value, dict) and isinstance(out.get(key), dict)
-            out[key] = merge(out[key], value) if both else copy.deepcopy(value)
-        return out
-    return merge(tree, yaml.safe_load((SEEDED / name).read_text()))
+    return pipeline_lab.seeded_values(tree, SEEDED / name)
 
 
 def evidence_titles(outcome: deploy.Outcome) -> list[str]:
@@ -281,30 +180,8 @@ def fault_table(pytestconfig):
 
 
 @pytest.fixture(scope="module")
-def local_cluster() -> providers.Cluster:
-    if not providers.context_reachable(providers.LOCAL_KUBECONFIG):
-        pytest.skip(f"the local cluster ({providers.LOCAL_KUBECONFIG}) does not answer: ./pipeline cluster start")
-    return providers.Cluster("local", providers.LOCAL_KUBECONFIG, None, "local")
-
-
-@pytest.fixture(scope="module")
-def kubectl_argv(local_cluster) -> list[str]:
-    return [charts.tool_binary("kubectl"), *local_cluster.kube_args()]
-
-
-@pytest.fixture(scope="module")
 def lab_cfg() -> config.Config:
     return config.load(REPO / "shipcheck.yaml", list(BASE_SETS))
-
-
-@pytest.fixture(scope="module")
-def faults_namespace(local_cluster, kubectl_argv):
-    """Our namespace (the baseline's stage-4 run creates it); deleted with all it holds."""
-    exists = commands.run([*kubectl_argv, "get", "namespace", NAMESPACE], check=False, timeout_s=30)
-    assert not exists.ok, f"namespace {NAMESPACE} exists already; not ours to use"
-    yield NAMESPACE
-    commands.run([*kubectl_argv, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
-                  "--timeout=120s"], check=False, timeout_s=150)
 
 
 @pytest.fixture(scope="module")
@@ -329,8 +206,8 @@ def crash_image(local_cluster, lab_cfg) -> str:
 
 
 @pytest.fixture(scope="module")
-def frontend_url(kubectl_argv, faults_namespace):
-    with traffic.service_proxy(kubectl_argv, faults_namespace, FRONTEND, 3000) as url:
+def frontend_url(kubectl_argv, lab_namespace):
+    with traffic.service_proxy(kubectl_argv, lab_namespace, FRONTEND, 3000) as url:
         yield url
 
 
@@ -341,7 +218,7 @@ def state() -> dict:
 
 
 @pytest.fixture
-def baseline(pytester, state, faults_namespace) -> InnerRun:
+def baseline(pytester, state, lab_namespace) -> InnerRun:
     """The real stage 4, green, in our namespace: the good release every fault starts from."""
     if "baseline" not in state:
         state["baseline"] = run_stage4(pytester)
