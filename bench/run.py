@@ -59,10 +59,12 @@ def build() -> dict:
 
 
 def pipeline() -> dict:
-    timed(pytest("stages/"), "whole pipeline, to reach a deployed state (not counted)", check=False)
-    figures = {"whole_pipeline_warm_s": timed(pytest("stages/"), "whole pipeline warm")}
-    deploys = summary()["sections"].get("deploys", [])
-    figures["deploy_to_ready_s"] = {d["release"]: d["ready_after_s"] for d in deploys}
+    # The first run installs or upgrades whatever differs (a fresh local cluster: everything);
+    # its deploy-to-Ready figures are the ones of a real rollout. A warm re-run is a no-op.
+    figures = {"whole_pipeline_first_s": timed(pytest("stages/"), "whole pipeline, to reach a deployed state",
+                                               check=False)}
+    figures["deploy_to_ready_s"] = {d["release"]: d["ready_after_s"] for d in summary()["sections"].get("deploys", [])}
+    figures["whole_pipeline_warm_s"] = timed(pytest("stages/"), "whole pipeline warm")
     figures["zero_downtime"] = summary()["sections"].get("zero downtime")
     figures["stage_timings_s"] = {r["stage"]: r["seconds"] for r in summary()["sections"].get("stage timings", [])}
     figures["whole_pipeline_warm_without_zero_downtime_s"] = timed(

@@ -188,7 +188,15 @@ stop() {
     fi
   done
   ip link delete cni0 2>/dev/null || true
-  log "local cluster stopped"
+  # What the issue promises: nothing of ours left. Say what remains rather than claim it.
+  local procs mounts
+  procs=$(pgrep -af "$ours|containerd-shim-runc-v2 -namespace k8s.io" || true)
+  mounts=$(grep -E " (/var/lib/kubelet|/run/shipcheck-containerd|$CONTAINERD_ROOT)" /proc/mounts || true)
+  if [ -n "$procs$mounts" ]; then
+    printf 'left behind:\n%s\n%s\n' "$procs" "$mounts" >&2
+    die "the local cluster did not stop cleanly (processes or mounts above); run '$0 stop' again"
+  fi
+  log "local cluster stopped; no processes or mounts left"
 }
 
 status() {
