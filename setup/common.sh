@@ -7,7 +7,8 @@ source "$SETUP_DIR/versions.env"
 # clone reuses them.
 CACHE_DIR=${SHIPCHECK_CACHE:-$HOME/.cache/shipcheck}
 TOOLS_BIN=$CACHE_DIR/bin
-_t0=${_t0:-$(date +%s)}
+# Exported: every set-up script a run starts logs the time since that run began.
+export _t0=${_t0:-$(date +%s)}
 
 log() { printf '[setup %4ss] %s\n' "$(( $(date +%s) - _t0 ))" "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -35,4 +36,17 @@ apt_install() {
     mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/shipcheck-updated
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Whether this machine will run the pipeline on the local cluster: asked for, or `auto`
+# finds no reachable kubeconfig context and no minikube/kind/k3d. Needs .venv.
+needs_local_cluster() {
+  local wanted=${SHIPCHECK_CLUSTER:-auto}
+  [ "$wanted" = local ] && return 0
+  [ "$wanted" != auto ] && return 1
+  "$SETUP_DIR/../.venv/bin/python" - <<'EOF'
+import sys
+from shipcheck import providers
+sys.exit(0 if providers.choose("auto", providers.context_reachable(), providers.installed_tools()) == "local" else 1)
+EOF
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything the pipeline needs on a fresh Debian machine, installed only when missing:
 # the Python environment, a Docker engine, base images (stand-ins when no registry is
-# reachable), helm and kubectl, Chromium for the screenshot, PostgreSQL for the app tests.
-# The local cluster is built and started separately (setup/local-cluster.sh start).
+# reachable), helm and kubectl, Chromium for the screenshot, PostgreSQL for the app tests,
+# and the local cluster's binaries when it is the cluster this machine will use (it is
+# started separately: setup/local-cluster.sh start).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ROOT=$(cd "$SETUP_DIR/.." && pwd)
@@ -33,6 +34,10 @@ if [ ${#missing[@]} -gt 0 ] && ! timeout 60 /usr/bin/docker pull -q "${missing[0
 elif [ ${#missing[@]} -gt 0 ]; then
   for image in "${missing[@]:1}"; do /usr/bin/docker pull -q "$image" >/dev/null; done
 fi
+
+# Before tools.sh: the Kubernetes build makes a kubectl, which tools.sh then copies instead of
+# building one more from the k8s.io/kubectl module (minutes on a fresh machine).
+if needs_local_cluster; then bash "$SETUP_DIR/build-kubernetes.sh"; fi
 
 bash "$SETUP_DIR/tools.sh"
 log "set-up complete"

@@ -252,8 +252,17 @@ def server(kube, namespace, clustertest_image) -> Server:
     return Server(namespace, name, pod.metadata.name, pod.spec.node_name, started)
 
 
+@pytest.fixture
+def measured(request):
+    """measured(name, value): what a check saw, printed, so the JUnit system-out and the HTML
+    report carry it (pytest's record_property does not reach xunit2 JUnit files)."""
+    def measured(name: str, value) -> None:
+        print(f"{request.node.name}: {name}: {value}")
+    return measured
+
+
 # --- the checks ------------------------------------------------------------------------------
-def test_node_is_ready(kube, record_property):
+def test_node_is_ready(kube, measured):
     nodes = [plain(kube, n) for n in kube.core.list_node().items]
     assert nodes, "the cluster lists no nodes; expected at least one. Fix: check the kubelet (its log, its kubeconfig)"
     not_ready = []
@@ -269,7 +278,7 @@ def test_node_is_ready(kube, record_property):
         progress.say(f"node {name}: Ready={ready.get('status')}, allocatable cpu {cpu:g}, memory {memory_gib:.1f} GiB, "
                      f"pods {alloc.get('pods')}; kubelet {info.get('kubeletVersion')}, runtime "
                      f"{info.get('containerRuntimeVersion')}" + (f"; pressure: {pressure}" if pressure else ""))
-        record_property(f"node {name} allocatable", f"cpu {cpu:g}, memory {memory_gib:.1f} GiB")
+        measured(f"node {name} allocatable", f"cpu {cpu:g}, memory {memory_gib:.1f} GiB")
         if ready.get("status") != "True":
             not_ready.append(f"node {name}: Ready={ready.get('status')} "
                              f"({ready.get('reason')}: {ready.get('message')})")
@@ -277,18 +286,18 @@ def test_node_is_ready(kube, record_property):
                            "kubelet log (local cluster: /var/lib/shipcheck-cluster/logs/kubelet.log)")
 
 
-def test_server_version_is_1_34(kube, record_property):
+def test_server_version_is_1_34(kube, measured):
     from kubernetes import client
 
     info = client.VersionApi(kube.api_client).get_code()
-    record_property("server version", info.git_version)
+    measured("server version", info.git_version)
     progress.say(f"API server {info.git_version} ({info.platform}, {info.go_version})")
     assert info.git_version.startswith(EXPECTED_VERSION), (
         f"the API server reports {info.git_version}; expected {EXPECTED_VERSION}x. v0.0.0 means binaries built "
         "without the version stamp (setup/build-kubernetes.sh sets it through -ldflags)")
 
 
-def test_built_image_serves_http_through_a_clusterip_service(kubectl, server, record_property):
+def test_built_image_serves_http_through_a_clusterip_service(kubectl, server, measured):
     with traffic.port_forward(kubectl, server.namespace, server.name, 80) as base:
         url = base + "/"
         try:
@@ -298,12 +307,12 @@ def test_built_image_serves_http_through_a_clusterip_service(kubectl, server, re
             pytest.fail(f"GET {url} (port-forward to svc/{server.name}:80 in {server.namespace}) failed: "
                         f"{type(exc).__name__}: {exc}; expected 200 with JSON. Fix: see the pod log attached",
                         pytrace=False)
-    record_property("http response", body)
+    measured("http response", body)
     expected = {"app": PART_OF, "pod": server.pod, "uid": SERVER_UID}
     assert (status, body) == (200, expected), f"GET {url} answered {status} {body}; expected 200 {expected}"
 
 
-def test_pod_resolves_service_names_through_coredns(kube, namespace, clustertest_image, record_property):
+def test_pod_resolves_service_names_through_coredns(kube, namespace, clustertest_image, measured):
     kube.core.create_namespaced_service(namespace, service("dns-probe", None))  # no selector: a ClusterIP alone
     def cluster_ip(name: str, ns: str) -> str:
         return kube.core.read_namespaced_service(name, ns).spec.cluster_ip
@@ -328,8 +337,8 @@ def test_pod_resolves_service_names_through_coredns(kube, namespace, clustertest
     assert phase == "Succeeded", f"pod {pod} {phase} after {took_s:.1f} s; log:\n{log}"
     report = json.loads(log.strip().splitlines()[-1])
     resolved = report["resolved"]
-    record_property("dns check seconds", round(took_s, 1))
-    record_property("dns lookups", resolved)
+    measured("dns check seconds", round(took_s, 1))
+    measured("dns lookups", resolved)
     progress.say(f"DNS check: pod created, names resolved and pod finished in {took_s:.1f} s; lookups "
                  + ", ".join(f"{n} -> {r.get('ips') or r.get('error')} ({r['ms']} ms)" for n, r in resolved.items()))
     assert report["nameservers"] == [dns_ip], (
@@ -343,7 +352,7 @@ def test_pod_resolves_service_names_through_coredns(kube, namespace, clustertest
                     f"{coredns or 'none'}. Fix: `kubectl -n kube-system logs -l k8s-app=kube-dns`", pytrace=False)
 
 
-def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, record_property):
+def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, measured):
     chart = configmap_chart(tmp_path / "clustertest")
     helm = dataclasses.replace(helm, namespace=namespace)
     release, configmap = "clustertest", "clustertest-settings"
@@ -351,7 +360,7 @@ def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, r
                          check=False, timeout_s=90)
     assert installed.ok, (f"helm install {release} ({chart}) in {namespace} failed (exit {installed.rc}) after "
                           f"{installed.duration_s:.1f} s: {installed.tail(10)}")
-    record_property("helm install seconds", round(installed.duration_s, 1))
+    measured("helm install seconds", round(installed.duration_s, 1))
     assert helm.status(release) == "deployed", f"helm history of {release}: {helm.history(release)}"
     data = kube.core.read_namespaced_config_map(configmap, namespace).data
     assert data["greeting"] == "from-helm" and data["kubeVersion"].startswith(EXPECTED_VERSION), (
@@ -359,7 +368,7 @@ def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, r
 
     removed = helm.uninstall(release, timeout_s=60)
     assert removed.ok, f"helm uninstall {release} failed (exit {removed.rc}): {removed.tail(10)}"
-    record_property("helm uninstall seconds", round(removed.duration_s, 1))
+    measured("helm uninstall seconds", round(removed.duration_s, 1))
     records = kube.core.list_namespaced_secret(namespace, label_selector=f"name={release},owner=helm").items
     left = [s.metadata.name for s in records]
     assert gone(lambda: kube.core.read_namespaced_config_map(configmap, namespace)) and not left, (
@@ -367,7 +376,7 @@ def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, r
     progress.say(f"helm install {installed.duration_s:.1f} s, uninstall {removed.duration_s:.1f} s")
 
 
-def test_pod_usage_is_readable_from_the_kubelet_summary(kube, server, record_property):
+def test_pod_usage_is_readable_from_the_kubelet_summary(kube, server, measured):
     containers = ["main"]
     sampled = wait_until(
         f"cpu and memory of pod {server.pod} in the kubelet summary of node {server.node}",
@@ -381,7 +390,7 @@ def test_pod_usage_is_readable_from_the_kubelet_summary(kube, server, record_pro
                      "runtime (containerd's CRI stats); check the kubelet log")
     used = sampled.state[server.pod]["main"]
     since_s = time.monotonic() - server.started_at
-    record_property("usage", used)
+    measured("usage", used)
     progress.say(f"pod {server.pod}: cpu {used['cpu_millicores']:.2f}m (request 10m, limit 100m), memory "
                  f"{used['memory_bytes'] / 2**20:.1f} MiB (request 16Mi, limit 64Mi); sampled {since_s:.0f} s after "
                  "the Deployment was created")
