@@ -10,9 +10,10 @@ pytester subprocess against the app's shipcheck.yaml, in a namespace of the test
 - `merge` / `seeded_values`: chart values with a seeded values file merged over them, as
   helm merges `-f` files.
 - `http_status`: one GET, its status or the error, never raising.
-- fixtures `local_cluster`, `kubectl_argv` and `lab_namespace` (the importing module's
-  NAMESPACE, which must not exist yet, deleted with all it holds at the end); tests/conftest.py
-  loads this module as a plugin.
+- fixtures `local_cluster`, `kubectl_argv`, `lab_namespace` (the requesting module's
+  NAMESPACE, which must not exist yet, deleted with all it holds at the end), `frontend_url`
+  (the namespace's frontend through the API server's service proxy) and `state` (what a
+  module's tests share: pytester is per test); tests/conftest.py loads this module as a plugin.
 
 Used by tests/test_deploy_faults.py (stage 4) and tests/test_health_faults.py (stage 5).
 """
@@ -34,7 +35,7 @@ import pytest
 import yaml
 from junit_report import Case
 
-from shipcheck import charts, commands, providers
+from shipcheck import charts, commands, providers, traffic
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -185,3 +186,15 @@ def lab_namespace(request, kubectl_argv):
     yield name
     commands.run([*kubectl_argv, "delete", "namespace", name, "--ignore-not-found", "--wait=true",
                   "--timeout=120s"], check=False, timeout_s=150)
+
+
+@pytest.fixture(scope="module")
+def frontend_url(kubectl_argv, lab_namespace):
+    with traffic.service_proxy(kubectl_argv, lab_namespace, "todo-frontend", 3000) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def state() -> dict:
+    """What a module's tests share: the baseline run, the lab, each fault's run."""
+    return {}

@@ -205,18 +205,6 @@ def crash_image(local_cluster, lab_cfg) -> str:
                      check=False, timeout_s=60)
 
 
-@pytest.fixture(scope="module")
-def frontend_url(kubectl_argv, lab_namespace):
-    with traffic.service_proxy(kubectl_argv, lab_namespace, FRONTEND, 3000) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def state() -> dict:
-    """What the module's tests share: the baseline run and the lab (pytester is per test)."""
-    return {}
-
-
 @pytest.fixture
 def baseline(pytester, state, lab_namespace) -> InnerRun:
     """The real stage 4, green, in our namespace: the good release every fault starts from."""

@@ -54,7 +54,6 @@ from shipcheck import (
     metrics,
     namespace,
     quota,
-    traffic,
 )
 from shipcheck.waiting import wait_until
 
@@ -222,19 +221,6 @@ def seeded_run(pytester, lab: Lab, state: dict, table: list, key: str, fault: st
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def frontend_url(kubectl_argv, lab_namespace):
-    with traffic.service_proxy(kubectl_argv, lab_namespace, FRONTEND, 3000) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def state() -> dict:
-    """What the module's tests share: the baseline run, the lab and each fault's run
-    (pytester is per test)."""
-    return {}
-
-
 @pytest.fixture(scope="module")
 def fault_table(pytestconfig):
     """One row per inner run, shown at the end of the session."""
