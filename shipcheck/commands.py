@@ -56,8 +56,11 @@ class CommandResult:
     def command(self) -> str:
         return scrub(" ".join(self.argv))
 
-    def tail(self, lines: int = 30) -> str:
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+    def tail(self, lines: int = 30, both: bool = False) -> str:
+        """The last lines of stderr, or of stdout when stderr is empty; with `both`, of stdout
+        then stderr (for tools that report on one stream and log on the other, as helm test)."""
+        streams = (self.stdout, self.stderr) if both else (self.stderr.strip() or self.stdout,)
+        text = "\n".join(s.strip() for s in streams if s.strip()).splitlines()
         return scrub("\n".join(text[-lines:]))
 
     def __repr__(self) -> str:

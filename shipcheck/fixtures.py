@@ -190,11 +190,10 @@ def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, i
     allocatable, system = retry("reading node capacity",
                                 lambda: preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system"))
     version = kube_client.VersionApi(kube.api_client).get_code().git_version
+    memory = quota.format_memory(quota.parse_quantity(allocatable["memory"]))
     figures.add("cluster", provider=cluster.provider, context=cluster.context or "-", server_version=version,
-                allocatable_cpu=allocatable["cpu"], allocatable_memory=quota.format_memory(
-                    quota.parse_quantity(allocatable["memory"])), allocatable_pods=allocatable["pods"])
-    progress.say(f"cluster {cluster.provider}: Kubernetes {version}, allocatable cpu {allocatable['cpu']}, "
-                 f"memory {quota.format_memory(quota.parse_quantity(allocatable['memory']))}")
+                allocatable_cpu=allocatable["cpu"], allocatable_memory=memory, allocatable_pods=allocatable["pods"])
+    progress.say(f"cluster {cluster.provider}: Kubernetes {version}, allocatable cpu {allocatable['cpu']}, memory {memory}")
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):
         chosen = {c.name: values(c, profile) for c in components}

@@ -10,14 +10,14 @@ import threading
 import time
 from typing import Callable
 
+from .commands import scrub
+
 _lock = threading.Lock()
 _start = time.monotonic()
 sink: Callable[[str], None] = lambda line: print(line, file=sys.__stderr__, flush=True)
 
 
 def say(message: str) -> None:
-    from .commands import scrub  # here, not at the top: commands imports nothing of ours, keep it so
-
     with _lock:
         sink(f"[shipcheck {time.monotonic() - _start:6.1f}s] {scrub(message)}")
 

@@ -162,7 +162,8 @@ def test_todo_flow_end_to_end(frontend_url, figures):
     assert status == 200 and [t["id"] for t in listed] == [task["id"]], (
         f"GET tasks answered {status}: {listed}; expected 200 and the one task. {API_FIX}")
     status, done = containers.http_json("PATCH", f"{base}/tasks/{task['id']}/complete")
-    assert status == 200 and done["completed"] is True, f"PATCH complete answered {status}: {done}; expected 200, completed. {API_FIX}"
+    assert status == 200 and done["completed"] is True, (
+        f"PATCH complete answered {status}: {done}; expected 200, completed. {API_FIX}")
     status, _ = containers.http_json("DELETE", f"{base}/tasks/{task['id']}")
     assert status == 204, f"DELETE answered {status}, expected 204. {API_FIX}"
     status, chat = containers.http_json("POST", f"{base}/chat", {"message": "add water the plants"})
@@ -179,9 +180,8 @@ def test_helm_test_passes(live, helm, component):
         pytest.skip(f"{component.name} is not deployed")
     result = helm.run("test", component.release, "--logs", "--timeout", "180s", check=False, timeout_s=240)
     # helm writes the verdict to stderr and the test pod's log (--logs) to stdout: both belong here.
-    said = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part).splitlines()
-    assert result.ok, (f"`helm test {component.release}` failed:\n" + commands.scrub("\n".join(said[-40:])) +
-                       "\nFix: the test pod checks the Service's health paths; its log is above.")
+    assert result.ok, (f"`helm test {component.release}` failed:\n{result.tail(40, both=True)}\n"
+                       "Fix: the test pod checks the Service's health paths; its log is above.")
 
 
 def test_page_renders_in_a_browser(frontend_url, figures):

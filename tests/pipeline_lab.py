@@ -140,6 +140,17 @@ def run_stages(pytester: pytest.Pytester, stage_files: list[str], sets: list[str
                     report.read_text() if report.exists() else "", time.monotonic() - start, stage_label(stage_files))
 
 
+def show_at_end(pytestconfig: pytest.Config, lines: list[str]) -> None:
+    """Write `lines` to the terminal past output capture (a module fixture's teardown: the
+    fault tables under the session's results)."""
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            for line in lines:
+                reporter.write_line(line)
+
+
 def merge(base: dict, extra: dict) -> dict:
     """`extra` over `base`, mappings merged key by key, anything else replaced (as helm's -f)."""
     out = copy.deepcopy(base)

@@ -54,6 +54,15 @@ def test_tail_prefers_stderr_keeps_the_last_lines_and_is_scrubbed():
     assert CommandResult(["x"], 1, "a\nb\n", "  \n", 0).tail() == "a\nb"
 
 
+def test_tail_of_both_streams_is_stdout_then_stderr():
+    commands.redact("tok-654321")
+    result = CommandResult(["helm", "test"], 1, "pod log\ntok-654321\n", "Error: pod failed\n", 0)
+    assert result.tail() == "Error: pod failed"
+    assert result.tail(both=True) == f"pod log\n{MASK}\nError: pod failed"
+    assert result.tail(2, both=True) == f"{MASK}\nError: pod failed"
+    assert CommandResult(["x"], 1, "", "only err\n", 0).tail(both=True) == "only err"
+
+
 # --- run ---------------------------------------------------------------------------------------
 def test_run_captures_output_rc_and_duration():
     result = commands.run([PY, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],

@@ -171,12 +171,7 @@ def fault_table(pytestconfig):
                     else f"({r['recovered_after_s']:.1f} s)" if r.get("recovered_after_s") is not None else "-")
         lines.append(f"{r['fault']:<28} {r['driven_by']:<19} {', '.join(r['signals']) or '-':<22} {detected:>9} "
                      f"{r['requests']:>9} {r['failed_requests']:>6}  {r['recovery']}")
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            for line in lines:
-                reporter.write_line(line)
+    pipeline_lab.show_at_end(pytestconfig, lines)
 
 
 @pytest.fixture(scope="module")

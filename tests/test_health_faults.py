@@ -226,18 +226,15 @@ def fault_table(pytestconfig):
     """One row per inner run, shown at the end of the session."""
     rows: list[dict] = []
     yield rows
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if not rows or reporter is None or capture is None:
+    if not rows:
         return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(f"seeded health faults in {NAMESPACE} (inner runs of the real stages):")
-        for row in rows:
-            failed = sorted(t for t, o in row["outcomes"].items() if o == "failed")
-            other = sorted({o for o in row["outcomes"].values() if o != "failed"})
-            reporter.write_line(f"  {row['fault']:<44} {row['seconds']:>6.1f} s  failed: {', '.join(failed) or '-'}"
-                                f"  others: {', '.join(other) or '-'}")
+    lines = ["", f"seeded health faults in {NAMESPACE} (inner runs of the real stages):"]
+    for row in rows:
+        failed = sorted(t for t, o in row["outcomes"].items() if o == "failed")
+        other = sorted({o for o in row["outcomes"].values() if o != "failed"})
+        lines.append(f"  {row['fault']:<44} {row['seconds']:>6.1f} s  failed: {', '.join(failed) or '-'}"
+                     f"  others: {', '.join(other) or '-'}")
+    pipeline_lab.show_at_end(pytestconfig, lines)
 
 
 @pytest.fixture
