@@ -1,4 +1,5 @@
-"""One runner for every subprocess (docker build, helm, kubectl, hadolint).
+"""One runner for every subprocess (docker build, helm, kubectl, hadolint, chromium), in the
+foreground (`run`) or the background (`start`, `background`): no other module starts one.
 
 Arguments are lists, never shell strings. Every result keeps the command, exit code and
 output; secret values registered with `redact()` are replaced before anything is logged,
@@ -7,13 +8,16 @@ shown in a failure, or written to a report.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 log = logging.getLogger("shipcheck")
 
@@ -84,48 +88,186 @@ def run(
     as it arrives: progress for long work such as image builds.
     """
     __tracebackhide__ = True
-    argv = [str(a) for a in argv]
-    full_env = {**os.environ, **env} if env else None
-    log.debug("run: %s", scrub(" ".join(argv)))
-    start = time.monotonic()
-    try:
-        if on_line is None:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout_s, env=full_env, input=input_text, cwd=cwd
-            )
-            rc, out, err = proc.returncode, proc.stdout, proc.stderr
-        else:
-            rc, out, err = _run_streaming(argv, on_line, full_env, cwd, timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        rc, err = -9, err + f"\ntimed out after {timeout_s} s"
-    except FileNotFoundError:
-        rc, out, err = 127, "", f"{argv[0]}: command not found"
-    result = CommandResult(argv, rc, out, err, time.monotonic() - start)
-    log.debug("%r", result)
+    process = start(argv, env=env, input_text=input_text, cwd=cwd, on_line=on_line)
+    if process.started:
+        process.wait(timeout_s)
+        if process.running:
+            process.stop(f"timed out after {timeout_s} s", grace_s=0)
+    result = process.result()
     if check and not result.ok:
         raise CommandError(result, what)
     return result
 
 
-def _run_streaming(argv, on_line, env, cwd, timeout_s) -> tuple[int, str, str]:
-    lines: list[str] = []
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd) as proc:
-        def read() -> None:  # in a thread, so a process that goes silent still times out
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = scrub(raw.rstrip("\n"))
-                lines.append(line)
-                on_line(line)
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+class Process:
+    """A command running in the background; its output is collected as it arrives (so a
+    chatty process never blocks on a full pipe). `stop` ends it, `result` sums it up.
+
+    `die_with_parent` asks the kernel to stop the process when the thread that started it
+    dies, so a killed test run does not leave helm changing a release with nobody watching.
+    """
+
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, input_text: str | None = None,
+                 cwd: str | os.PathLike | None = None, on_line: Callable[[str], None] | None = None,
+                 die_with_parent: bool = False):
+        self.argv = [str(a) for a in argv]
+        self.on_line = on_line
+        self.stopped = ""  # why it was stopped, if it was
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._start = time.monotonic()
+        self._end: float | None = None
+        log.debug("start: %s", scrub(" ".join(self.argv)))
         try:
-            proc.wait(timeout=timeout_s)
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if on_line else subprocess.PIPE, text=True,
+                env={**os.environ, **env} if env else None, cwd=cwd,
+                preexec_fn=_die_with_parent if die_with_parent else None)
+        except FileNotFoundError:
+            self.proc = None
+            self._err.append(f"{self.argv[0]}: command not found")
+            self._end = self._start
+            return
+        self._readers = [self._reader(self.proc.stdout, self._out, on_line)]
+        if not on_line:
+            self._readers.append(self._reader(self.proc.stderr, self._err, None))
+        if input_text is not None:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(input_text)
+                self.proc.stdin.close()
+            except BrokenPipeError:  # it exited before reading: its output says why
+                pass
+
+    @staticmethod
+    def _reader(stream, lines: list[str], on_line) -> threading.Thread:
+        def read() -> None:
+            for raw in stream:
+                if on_line:  # streamed lines are kept as shown: scrubbed, one per entry
+                    line = scrub(raw.rstrip("\n"))
+                    lines.append(line + "\n")
+                    on_line(line)
+                else:
+                    lines.append(raw)
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def started(self) -> bool:
+        return self.proc is not None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self._end or time.monotonic()) - self._start
+
+    def output(self) -> str:
+        """What it printed so far (stdout, and stderr when merged), scrubbed."""
+        return scrub("".join(self._out))
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until it exits or timeout_s passes; True when it has exited."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            reader.join(5)
-            return -9, "\n".join(lines), f"timed out after {timeout_s} s"
-        reader.join()
-    return proc.returncode, "\n".join(lines), ""
+            return False
+        self._finish()
+        return True
+
+    def stop(self, reason: str, grace_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after grace_s; remembers why."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        self.stopped = reason
+        self.proc.terminate() if grace_s else self.proc.kill()
+        try:
+            self.proc.wait(timeout=grace_s or None)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._end is None:
+            for reader in getattr(self, "_readers", []):
+                reader.join(5)
+            self._end = time.monotonic()
+
+    def result(self) -> CommandResult:
+        if self.proc is None:
+            rc = 127
+        else:
+            self.wait()
+            rc = -9 if self.stopped and self.proc.returncode in (-9, -15) else self.proc.returncode
+        err = "".join(self._err) + (f"\n{self.stopped}" if self.stopped else "")
+        out = "".join(self._out)
+        result = CommandResult(self.argv, rc, out[:-1] if self.on_line and out.endswith("\n") else out, err,
+                               self.elapsed_s)
+        log.debug("%r", result)
+        return result
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else f"stopped ({self.stopped})" if self.stopped else "exited"
+        return f"<Process {scrub(' '.join(self.argv[:4]))} ... {state}, {self.elapsed_s:.1f} s>"
+
+
+def start(argv: Sequence[str], **kwargs) -> Process:
+    """Start argv in the background (see Process); the caller waits, watches or stops it."""
+    return Process(argv, **kwargs)
+
+
+def _die_with_parent() -> None:  # runs in the child, before exec
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def background(argv: Sequence[str], ready: re.Pattern, what: str, timeout_s: float = 30) -> Iterator[re.Match]:
+    """Run a long-lived helper (kubectl port-forward) for the length of a `with` block, once
+    a line of its output matches `ready`; yields that match. Stopped on leaving."""
+    found: list[re.Match] = []
+    event = threading.Event()
+
+    def on_line(line: str) -> None:
+        match = ready.search(line)
+        if match and not found:
+            found.append(match)
+            event.set()
+
+    process = start(argv, on_line=on_line)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not event.wait(0.1):
+            if not process.running or time.monotonic() > deadline:
+                tail = " | ".join(process.output().splitlines()[-5:])
+                raise RuntimeError(f"{what} did not start within {timeout_s:g} s: {tail or 'no output'}")
+        yield found[0]
+    finally:
+        process.stop(f"{what} no longer needed", grace_s=5)
+
+
+def running_commands(match: Callable[[list[str]], bool]) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of processes on this machine whose argv `match` accepts (read from /proc):
+    how a run finds a helm that a killed run left behind."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+        except OSError:
+            continue
+        if argv and match(argv):
+            found.append((int(entry.name), argv))
+    return found

@@ -87,7 +87,7 @@ def fast_healthcheck(client, ref: str) -> dict | None:
 
 def start(client, cfg: Config, component: Component, network, run_id: str, env: dict[str, str],
           command: list[str] | None = None) -> Running:
-    ref = cfg.image_ref(component)
+    ref = component.image_ref
     progress.say(f"starting {ref} on network {network.name} (read-only root, tmpfs {', '.join(component.writable_paths)})")
     container = client.containers.run(
         ref,
@@ -121,7 +121,9 @@ def wait_healthy(running: Running, timeout_s: float) -> WaitResult:
 
     def fatal(state: dict) -> str | None:
         if state.get("Status") in ("exited", "dead"):
-            return f"container exited with code {state.get('ExitCode')}"
+            return f"the container exited with code {state.get('ExitCode')} at start"
+        if not state.get("Health"):
+            return "the image has no HEALTHCHECK, so Docker reports no health (see stage 1)"
         if (state.get("Health") or {}).get("Status") == "unhealthy":
             return "Docker marked it unhealthy"
         return None
@@ -160,7 +162,7 @@ def http_json(method: str, url: str, body: Any = None, timeout_s: float = 10.0) 
 def run_once(client, cfg: Config, component: Component, network, command: list[str], env: dict[str, str],
              timeout_s: float = 120) -> tuple[int, str]:
     """Run a one-off command in the component's image (migrations); returns (exit code, logs)."""
-    container = client.containers.run(cfg.image_ref(component), command=command, detach=True, network=network.name,
+    container = client.containers.run(component.image_ref, command=command, detach=True, network=network.name,
                                       environment=env, read_only=True,
                                       tmpfs=tmpfs_mounts(component),
                                       cap_drop=["ALL"], security_opt=["no-new-privileges"],

@@ -1,4 +1,5 @@
-"""Fixtures shared by the stages: the Docker engine, the builds, and component parameters.
+"""Fixtures shared by the stages: the Docker engine and the builds, the cluster, and the one
+release plan that stage 3 validates and stage 4 deploys.
 
 Tests that take `component` run once per configured component; `app_component` only for
 app components (those with an HTTP health path).
@@ -7,30 +8,17 @@ app components (those with an HTTP health path).
 from __future__ import annotations
 
 import functools
-import subprocess
-import time
+import os
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from kubernetes import client as kube_client
+import yaml
 
-from . import (
-    app_secrets,
-    charts,
-    commands,
-    deploy,
-    diagnostics,
-    images,
-    namespace,
-    preflight,
-    progress,
-    providers,
-    quota,
-    releases,
-    waiting,
-)
-from . import kube as kube_mod
-from .config import Config
+from . import app_secrets, commands, helm as helm_mod, images, kube as kube_mod, plan as plan_mod, preflight
+from . import progress, providers, quota, tools, waiting
+from .config import Component, Config
 from .plugin import CONFIG_KEY
 
 
@@ -43,6 +31,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(name, chosen, ids=[c.name for c in chosen])
 
 
+# --- images ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def docker_client():
     """A connected Docker SDK client; without an engine the whole run stops here."""
@@ -59,39 +48,30 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def git_revision(cfg: Config) -> str:
-    out = subprocess.run(["git", "-C", str(cfg.root), "rev-parse", "--short=12", "HEAD"],
-                         capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    result = commands.run(["git", "-C", str(cfg.root), "rev-parse", "--short=12", "HEAD"], check=False, timeout_s=20)
+    return result.stdout.strip() or "unknown"
 
 
 @pytest.fixture(scope="session")
-def builds(pytestconfig, cfg: Config, docker_client, git_revision, figures) -> dict[str, images.BuildResult]:
+def ca_bundle(pytestconfig) -> Path | None:
+    option = pytestconfig.getoption("ca_bundle")
+    if option == "auto":
+        return images.HOST_CA_BUNDLE if images.HOST_CA_BUNDLE.is_file() else None
+    if option == "none":
+        return None
+    return Path(option)  # checked when the run starts (plugin)
+
+
+@pytest.fixture(scope="session")
+def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, figures) -> dict[str, images.BuildResult]:
     """Build every component's image with BuildKit (in parallel unless --sequential-builds)."""
     cli = images.docker_cli()
-    ca_option = pytestconfig.getoption("ca_bundle")
-    if ca_option == "auto":
-        ca_bundle = images.HOST_CA_BUNDLE if images.HOST_CA_BUNDLE.is_file() else None
-    elif ca_option == "none":
-        ca_bundle = None
-    else:
-        ca_bundle = Path(ca_option)
-        if not ca_bundle.is_file():
-            pytest.exit(f"--ca-bundle {ca_option}: no such file", returncode=4)
-
-    def present(ref: str) -> bool:
-        try:
-            docker_client.images.get(ref)
-            return True
-        except Exception:
-            return False
-
-    mode = pytestconfig.getoption("base_images")
     jobs = []
     for component in cfg.components.values():
-        args = images.resolve_base_images(component.base_images, cfg.stand_in_base_images, present, mode)
-        args.update(VERSION=cfg.version, REVISION=git_revision, SOURCE=cfg.source_url or "local")
+        args = {**component.base_images, **component.build_args,
+                "VERSION": component.tag, "REVISION": git_revision, "SOURCE": cfg.source_url or "local"}
         jobs.append(functools.partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
-                            no_cache=pytestconfig.getoption("shipcheck_no_cache")))
+                                      no_cache=pytestconfig.getoption("shipcheck_no_cache")))
     parallel = not pytestconfig.getoption("sequential_builds")
     progress.say(f"building {len(jobs)} images {'in parallel' if parallel else 'one by one'} with BuildKit")
     results, wall_s = images.build_all(jobs, parallel=parallel)
@@ -105,7 +85,7 @@ def builds(pytestconfig, cfg: Config, docker_client, git_revision, figures) -> d
 @pytest.fixture(scope="session")
 def built(builds, cfg: Config):
     """The refs of images that built; a test needing an image that failed to build skips."""
-    def ref(component) -> str:
+    def ref(component: Component) -> str:
         result = builds[component.name]
         if not result.ok:
             pytest.skip(f"{result.ref} did not build (see test_image_built_and_tagged[{component.name}])")
@@ -118,7 +98,7 @@ def image_facts(docker_client, built):
     """image_facts(component) -> ImageFacts of its built image, read once."""
     cache: dict[str, images.ImageFacts] = {}
 
-    def read(component) -> images.ImageFacts:
+    def read(component: Component) -> images.ImageFacts:
         ref = built(component)
         if ref not in cache:
             cache[ref] = images.ImageFacts.read(docker_client, ref)
@@ -126,9 +106,9 @@ def image_facts(docker_client, built):
     return read
 
 
-# --- the cluster -----------------------------------------------------------------------------
+# --- the cluster ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def cluster(pytestconfig, cfg: Config):
+def cluster(pytestconfig, cfg: Config) -> providers.Cluster:
     """The cluster to deploy to (--cluster, else cluster_provider in the configuration),
     started when the provider can start it."""
     requested = pytestconfig.getoption("cluster") or cfg.cluster_provider
@@ -139,98 +119,129 @@ def cluster(pytestconfig, cfg: Config):
 
 
 @pytest.fixture(scope="session")
-def kube(cluster) -> deploy.KubeApis:
-    return deploy.KubeApis.connect(cluster.kubeconfig, cluster.context)
+def kube(cluster) -> kube_mod.KubeApis:
+    return kube_mod.KubeApis.connect(cluster.kubeconfig, cluster.context)
 
 
 @pytest.fixture(scope="session")
 def kubectl(cluster) -> list[str]:
-    """kubectl argv prefix with the cluster's kubeconfig/context."""
-    return [charts.tool_binary("kubectl"), *cluster.kube_args()]
+    """kubectl argv prefix with the cluster's kubeconfig/context (for describe, port-forward)."""
+    return [tools.binary("kubectl"), *cluster.kube_args()]
 
 
 @pytest.fixture(scope="session")
-def helm(cluster, cfg: Config) -> releases.Helm:
-    return releases.Helm(charts.helm_binary(), cluster.helm_args(), cfg.namespace)
+def helm(cluster, cfg: Config) -> helm_mod.Helm:
+    try:
+        return helm_mod.Helm(tools.binary("helm"), cluster.helm_args(), cfg.namespace)
+    except tools.ToolNotFound as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def retry(what: str, call):
+    return waiting.retry(what, call, is_transient=kube_mod.is_transient)
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """The cluster as the plan sees it."""
+
+    provider: str
+    server_version: str  # v1.34.4
+    allocatable: dict[str, str]  # summed over schedulable nodes
+    system: dict[str, Decimal]  # what kube-system's pods request
+
+    @property
+    def minor(self) -> str:
+        """'v1.34.4' -> '1.34', for the offline schemas."""
+        return ".".join(self.server_version.lstrip("v").split(".")[:2])
 
 
 @pytest.fixture(scope="session")
-def deployment(pytestconfig, cfg: Config, cluster, kube, kubectl, helm, built, image_facts, register_diagnoser,
-               figures) -> deploy.Deployment:
-    """Namespace and quota, images loaded, Secrets from the environment, a fit check, then
-    each release installed or upgraded in order (database, backend, frontend), stopping at
-    the first failure. Skipped releases (nothing changed) are not touched."""
-    started_at = time.time()
-    retry = functools.partial(waiting.retry, is_transient=lambda e: kube_mod.is_transient(e)
-                              or (isinstance(e, commands.CommandError) and "connection refused" in str(e)))
-    retry("applying the namespace and quota", lambda: deploy.apply_manifests(kubectl, namespace.manifests(cfg)))
-    app = retry("creating the Secrets", lambda: app_secrets.prepare(kube.core, cfg.namespace))
-    # Databases first, then the apps in the order the configuration lists them.
-    components = [c for c in cfg.databases + cfg.apps if c.chart and not (c.role == "database" and app.external_database)]
-    for component in components:
-        seconds = cluster.load_image(built(component))
-        figures.add("image loads", image=cfg.image_ref(component), provider=cluster.provider, seconds=round(seconds, 1))
-
-    def values(component, profile: str) -> tuple[tuple, dict]:
-        secret = {"app": app_secrets.BACKEND_SECRET if component.uses_database else None,
-                  "database": app_secrets.POSTGRES_SECRET}[component.role]
-        extra = (charts.profile_file(component, "small"),) if profile == "small" else ()
-        rv = charts.release_values(cfg, component, existing_secret=secret, extra_files=extra)
-        tree = rv.nested()
-        tree["podAnnotations"] = deploy.pod_annotations(image_facts(component).id,
-                                                        app.digest if component.uses_database else None)
-        return rv.files, tree
-
-    def footprints_of(chosen: dict) -> list:
-        return [quota.footprint(c.release, charts.parse_manifests(helm.template(c.release, c.chart, tree, files)))
-                for c in components for files, tree in [chosen[c.name]]]
-
-    # The profile follows the cluster's size (allocatable minus its system pods), not what
-    # other workloads happen to use now: the same cluster always gets the same values.
-    allocatable, system = retry("reading node capacity",
-                                lambda: preflight.node_capacity(kube.core, cfg.namespace, only_namespace="kube-system"))
-    version = kube_client.VersionApi(kube.api_client).get_code().git_version
+def target_facts(cluster, kube, cfg: Config, figures) -> TargetFacts:
+    version = retry("reading the server version", lambda: kube_mod.server_version(kube))
+    allocatable, system = retry("reading node capacity", lambda: preflight.node_capacity(
+        kube.core, cfg.namespace, only_namespace="kube-system"))
     memory = quota.format_memory(quota.parse_quantity(allocatable["memory"]))
     figures.add("cluster", provider=cluster.provider, context=cluster.context or "-", server_version=version,
                 allocatable_cpu=allocatable["cpu"], allocatable_memory=memory, allocatable_pods=allocatable["pods"])
-    progress.say(f"cluster {cluster.provider}: Kubernetes {version}, allocatable cpu {allocatable['cpu']}, memory {memory}")
+    progress.say(f"cluster {cluster.provider}: Kubernetes {version}, allocatable cpu {allocatable['cpu']}, "
+                 f"memory {memory}")
+    return TargetFacts(cluster.provider, version, allocatable, system)
+
+
+@pytest.fixture(scope="session")
+def secrets_plan(cfg: Config, kube) -> app_secrets.SecretsPlan:
+    """Every Secret's value, resolved before anything is written (generated ones read back
+    from the cluster so they stay the same)."""
+    read = app_secrets.read_from_cluster(kube.core, cfg.namespace)
+    return retry("reading the Secrets", lambda: app_secrets.resolve(cfg, os.environ, read, app_secrets.cluster_host(cfg)))
+
+
+# --- the plan -------------------------------------------------------------------------------
+@dataclass
+class DeployPlan:
+    """What will be deployed, in order (databases first, then the apps as configured)."""
+
+    profile: str
+    releases: list[plan_mod.ReleasePlan]
+    requested_profile: str
+
+    def for_component(self, component: Component) -> plan_mod.ReleasePlan | None:
+        return next((p for p in self.releases if p.component.name == component.name), None)
+
+    def footprints(self) -> list[quota.Footprint]:
+        return [p.footprint() for p in self.releases if p.ok]
+
+
+def deployed_components(cfg: Config, plan_secrets: app_secrets.SecretsPlan) -> list[Component]:
+    return [c for c in cfg.databases + cfg.apps
+            if c.chart and not (c.role == "database" and plan_secrets.external_database)]
+
+
+def existing_secret(component: Component) -> str | None:
+    if component.role == "database" and component.database:
+        return component.database.password_secret
+    return getattr(component, "secret", None)
+
+
+def config_names_used(component: Component, plan_secrets: app_secrets.SecretsPlan, files: tuple[Path, ...]) -> set[str]:
+    """The suite's Secrets and ConfigMaps the component's values name (chart values and files)."""
+    names = plan_secrets.names()
+    used = set(filter(None, [existing_secret(component)])) & names
+    for path in (component.chart / "values.yaml", *files):
+        if path.is_file():
+            used |= plan_mod.referenced_names(yaml.safe_load(path.read_text()) or {}, names)
+    return used
+
+
+@pytest.fixture(scope="session")
+def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secrets_plan, image_facts,
+                figures) -> DeployPlan:
+    """One plan per release, rendered once with the target's Kubernetes version. The values
+    profile follows the cluster's size (allocatable minus kube-system), not what other
+    workloads use now: the same cluster always gets the same values."""
+    components = deployed_components(cfg, secrets_plan)
+
+    def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
+        made = []
+        for c in components:
+            files = plan_mod.values_files(c, profile)
+            notes = {plan_mod.IMAGE_ID: image_facts(c).id}
+            digest = secrets_plan.digest(config_names_used(c, secrets_plan, files))
+            if digest:
+                notes[plan_mod.CONFIG_DIGEST] = digest
+            made.append(plan_mod.make(helm, c, namespace=cfg.namespace, profile=profile,
+                                      kube_version=target_facts.server_version, image_repository=c.image,
+                                      image_tag=c.tag, annotations=notes, existing_secret=existing_secret(c)))
+        return made
+
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):
-        chosen = {c.name: values(c, profile) for c in components}
-        footprints = footprints_of(chosen)
-        if not preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, system)[1]:
+        releases = plans_for(profile)
+        footprints = [p.footprint() for p in releases if p.ok]
+        _, problems = preflight.fits(footprints, {}, "", target_facts.allocatable, target_facts.system)
+        if not problems or not any(plan_mod.profile_file(c, "small") for c in components):
             break
-    # The gate: the chosen profile against the quota and what is free on the nodes now.
-    _, reserved = preflight.node_capacity(kube.core, cfg.namespace)
-    fits, problems = preflight.fits(footprints, cfg.resource_quota, namespace.quota_name(cfg), allocatable, reserved)
-    progress.say(f"values profile: {profile} (requested {requested}); "
-                 f"{'fits' if not problems else 'does NOT fit'} the quota and the nodes")
-    for fit in fits:
-        for row in fit.rows():
-            figures.add("deploy fit", profile=profile, **row)
-
-    outcomes: dict[str, deploy.Outcome] = {}
-    dep = deploy.Deployment(profile, components, chosen, problems, outcomes, started_at, app.external_database)
-
-    def evidence():
-        found = [(f"{o.release} at failure: {title}", text) for o in outcomes.values() if not o.ok
-                 for title, text in o.evidence]
-        return found + diagnostics.collect(kubectl, helm, cfg.namespace, [c.release for c in components], kube.core)
-    register_diagnoser("deployment", evidence)
-
-    if not problems:
-        for component in components:
-            files, tree = chosen[component.name]
-            outcome = deploy.deploy_release(helm, kube, kubectl, component.release, component.chart, tree, files,
-                                            cfg.timeouts_s["deploy"])
-            outcomes[component.name] = outcome
-            figures.add("deploys", release=component.release, ok=outcome.ok, skipped=outcome.skipped,
-                        revision=outcome.revision, ready_after_s=_round(outcome.ready_after_s),
-                        failure_detected_after_s=_round(outcome.detected_after_s), recovery=outcome.recovery)
-            if not outcome.ok:
-                break
-    return dep
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+    progress.say(f"values profile: {profile} (requested {requested}); rendered {len(releases)} release(s) for "
+                 f"Kubernetes {target_facts.server_version}")
+    return DeployPlan(profile, releases, requested)

@@ -1,43 +1,38 @@
-"""Kubernetes facts for the deploy and health stages, through the official client.
+"""The cluster, through the official Kubernetes client: connect, read a release's state,
+apply objects (server-side), exec in a pod, reach a Service through the API server.
 
-Pure predicates over plain dicts (`api_client.sanitize_for_serialization` output) decide
-whether a rollout is done or has clearly failed; thin functions read the cluster. A
-clear failure (CrashLoopBackOff, image pull errors, quota FailedCreate, unschedulable
-pods, readiness failing past its threshold) ends a wait at once, with the root cause
-brought up from the pod's containers or the ReplicaSet's events.
+Judgement lives in rollout.py (pure); this module only reads and changes the cluster.
+kubectl is left for what people read (`describe`) and for port-forward.
 """
 
 from __future__ import annotations
 
-import calendar
-import time
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
-FATAL_WAITING = {
-    "CrashLoopBackOff": "the container keeps crashing",
-    "ImagePullBackOff": "the image cannot be pulled",
-    "ErrImagePull": "the image cannot be pulled",
-    "ErrImageNeverPull": "the image is not on the node and pullPolicy forbids pulling",
-    "InvalidImageName": "the image name is invalid",
-    "CreateContainerConfigError": "the container's configuration is invalid (missing Secret or ConfigMap key?)",
-    "CreateContainerError": "the container could not be created",
-    "RunContainerError": "the container could not be started",
-}
-FIX = {
-    "CrashLoopBackOff": "read the container log below; fix the crash or its configuration",
-    "ImagePullBackOff": "load the image into the cluster (stage 4 does this) and use pullPolicy IfNotPresent",
-    "ErrImagePull": "load the image into the cluster (stage 4 does this) and use pullPolicy IfNotPresent",
-    "ErrImageNeverPull": "load the image into the cluster, or correct the tag",
-    "CreateContainerConfigError": "create the Secret/ConfigMap the pod references, with every key it names",
-    "OOMKilled": "raise resources.limits.memory or reduce the app's memory use",
-    "FailedCreate": "lower the release's requests/limits or replicas, or raise the namespace ResourceQuota",
-    "FailedScheduling": "lower requests, or add node capacity",
-    "Unhealthy": "the readiness/liveness path must answer 200; check the probe path and the app log",
-    "PodFailed": "a hook pod (migrations) failed: read its log below; check DATABASE_URL and that the database is up",
-}
-# Events that are not failures on their own (probes fail while an app starts).
-SCHEDULING_GRACE_S = 15.0
+from .rollout import Event, ReleaseState, timestamp
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+FIELD_MANAGER = "shipcheck"
+
+
+@dataclass
+class KubeApis:
+    api_client: Any
+    core: Any
+    apps: Any
+    batch: Any
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None, context: str | None) -> "KubeApis":
+        from kubernetes import client, config as kconfig
+
+        api = kconfig.new_client_from_config(config_file=kubeconfig, context=context)
+        return cls(api, client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api))
+
+    def __repr__(self) -> str:
+        return f"<KubeApis {self.api_client.configuration.host}>"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -50,151 +45,133 @@ def is_transient(exc: BaseException) -> bool:
         "MaxRetryError", "ProtocolError", "NewConnectionError")
 
 
-def plain(api_client, obj) -> Any:
+def is_not_found(exc: BaseException) -> bool:
+    return getattr(exc, "status", None) == 404
+
+
+def plain(apis: KubeApis, obj) -> Any:
     """A client model as plain dicts/lists with camelCase keys, as kubectl shows it."""
-    return api_client.sanitize_for_serialization(obj)
+    return apis.api_client.sanitize_for_serialization(obj)
 
 
-# --- pure predicates -------------------------------------------------------------------------
-def container_problems(pod: dict) -> list[tuple[str, str]]:
-    """(reason, detail) for each container of the pod in a fatal state."""
-    problems = []
-    status = pod.get("status") or {}
-    statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
-    for cs in statuses:
-        state = cs.get("state") or {}
-        waiting = state.get("waiting") or {}
-        last = (cs.get("lastState") or {}).get("terminated") or {}
-        terminated = state.get("terminated") or {}
-        reason = waiting.get("reason")
-        if reason in FATAL_WAITING:
-            detail = waiting.get("message") or FATAL_WAITING[reason]
-            if last:
-                detail += f"; last exit code {last.get('exitCode')} ({last.get('reason')})"
-            problems.append((reason, f"container {cs['name']}: {reason}: {detail}"))
-        for term in (terminated, last):
-            if term.get("reason") == "OOMKilled":
-                problems.append(("OOMKilled", f"container {cs['name']}: OOMKilled (exit {term.get('exitCode')})"))
-                break
-    return problems
+def selector(release: str) -> str:
+    return f"{INSTANCE_LABEL}={release}"
 
 
-def deployment_rolled_out(dep: dict) -> tuple[bool, str]:
-    """Done when the controller saw the latest spec and every replica is updated and available."""
-    spec, status = dep.get("spec") or {}, dep.get("status") or {}
-    want = spec.get("replicas", 1)
-    gen, observed = dep["metadata"].get("generation", 0), status.get("observedGeneration", 0)
-    updated, available = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
-    total, ready = status.get("replicas", 0), status.get("readyReplicas", 0)
-    summary = (f"deployment {dep['metadata']['name']}: updated {updated}/{want}, available {available}/{want}, "
-               f"ready {ready}/{want}, total {total}, observedGeneration {observed}/{gen}")
-    done = observed >= gen and updated == want and available == want and total == want and ready == want
-    return done, summary
+# --- reading --------------------------------------------------------------------------------
+def event_of(model) -> Event:
+    """One form for every event: core/v1 events carry count and first/last timestamps, newer
+    ones an eventTime and a series."""
+    series = getattr(model, "series", None)
+    last = model.last_timestamp or (series.last_observed_time if series else None) or model.event_time
+    first = model.first_timestamp or model.event_time or last
+    obj = model.involved_object
+    return Event(type=model.type or "", reason=model.reason or "", message=(model.message or "").strip(),
+                 kind=obj.kind or "", name=obj.name or "",
+                 count=model.count or (series.count if series else 1) or 1,
+                 first_s=first.timestamp() if first else None, last_s=last.timestamp() if last else None)
 
 
-def statefulset_rolled_out(sts: dict) -> tuple[bool, str]:
-    spec, status = sts.get("spec") or {}, sts.get("status") or {}
-    want = spec.get("replicas", 1)
-    ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
-    current_rev, update_rev = status.get("currentRevision"), status.get("updateRevision")
-    gen, observed = sts["metadata"].get("generation", 0), status.get("observedGeneration", 0)
-    summary = f"statefulset {sts['metadata']['name']}: ready {ready}/{want}, updated {updated}/{want}"
-    done = observed >= gen and ready == want and updated == want and current_rev == update_rev
-    return done, summary
+def namespace_events(apis: KubeApis, namespace: str) -> list[Event]:
+    return [event_of(e) for e in apis.core.list_namespaced_event(namespace).items]
 
 
-def event_problem(event: dict, now_s: float, readiness_thresholds: dict[str, int]) -> tuple[str, str] | None:
-    """A Warning event that is a clear failure: quota refusals, persistent unschedulability,
-    readiness failing more times than the probe's failureThreshold."""
-    if event.get("type") != "Warning":
-        return None
-    reason = event.get("reason")
-    obj = event.get("involvedObject") or {}
-    what = f"{obj.get('kind')} {obj.get('name')}"
-    message = (event.get("message") or "").strip()
-    if reason == "FailedCreate" and ("exceeded quota" in message or "forbidden" in message):
-        return "FailedCreate", f"{what}: FailedCreate: {message}"
-    if reason == "FailedScheduling":
-        first = _event_time(event, "firstTimestamp")
-        if first and now_s - first >= SCHEDULING_GRACE_S:
-            return "FailedScheduling", f"{what}: FailedScheduling for {now_s - first:.0f} s: {message}"
-    if reason == "Unhealthy" and message.startswith("Readiness probe failed"):
-        threshold = readiness_thresholds.get(obj.get("name", ""), 3)
-        if (event.get("count") or 1) >= threshold:  # when the kubelet itself marks the pod unready
-            return "Unhealthy", f"{what}: readiness failed {event.get('count')} times (failureThreshold {threshold}): {message}"
-    return None
+def read_release(apis: KubeApis, namespace: str, release: str) -> ReleaseState:
+    """The release's Deployments, StatefulSets, Jobs and pods (by the instance label every
+    Helm chart sets), and the events about them or their ReplicaSets only."""
+    sel = selector(release)
+    workloads = []
+    for kind, items in (("Deployment", apis.apps.list_namespaced_deployment(namespace, label_selector=sel).items),
+                        ("StatefulSet", apis.apps.list_namespaced_stateful_set(namespace, label_selector=sel).items),
+                        ("Job", apis.batch.list_namespaced_job(namespace, label_selector=sel).items)):
+        workloads += [{**plain(apis, item), "kind": kind} for item in items]
+    pods = [plain(apis, p) for p in apis.core.list_namespaced_pod(namespace, label_selector=sel).items]
+    replicasets = [rs.metadata.name for rs in apis.apps.list_namespaced_replica_set(namespace, label_selector=sel).items]
+    names = {w["metadata"]["name"] for w in workloads} | {p["metadata"]["name"] for p in pods} | set(replicasets)
+    events = [e for e in namespace_events(apis, namespace) if e.name in names]
+    return ReleaseState(release, workloads, pods, events)
 
 
-def _event_time(event: dict, key: str) -> float | None:
-    value = event.get(key) or event.get("eventTime")
-    if not value:
-        return None
-    return float(calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")))  # API times are UTC
+def pod_log(apis: KubeApis, namespace: str, pod: str, container: str, *, previous: bool = False,
+            tail_lines: int = 80) -> str:
+    return apis.core.read_namespaced_pod_log(pod, namespace, container=container, previous=previous,
+                                             tail_lines=tail_lines)
 
 
-def readiness_thresholds(pods: list[dict]) -> dict[str, int]:
-    """Per pod, the smallest readiness failureThreshold of its containers (default 3)."""
-    thresholds = {}
-    for pod in pods:
-        values = [(c.get("readinessProbe") or {}).get("failureThreshold", 3)
-                  for c in pod["spec"]["containers"] if c.get("readinessProbe")]
-        thresholds[pod["metadata"]["name"]] = min(values) if values else 3
-    return thresholds
+def server_version(apis: KubeApis) -> str:
+    from kubernetes import client
+
+    return client.VersionApi(apis.api_client).get_code().git_version
 
 
-@dataclass
-class RolloutState:
-    done: bool
-    summaries: list[str]
-    fatal: list[tuple[str, str]]  # (reason, detail)
+# --- changing -------------------------------------------------------------------------------
+def apply(apis: KubeApis, docs: Iterable[dict]) -> None:
+    """Server-side apply: idempotent, and our field manager owns only what it sets."""
+    from kubernetes import dynamic
 
-    def __str__(self) -> str:
-        return "; ".join(self.summaries + [d for _, d in self.fatal])
-
-
-def rollout_state(workloads: list[dict], pods: list[dict], events: list[dict], since_s: float,
-                  now_s: float) -> RolloutState:
-    """Pure judgement of a release's rollout from its workloads, pods and recent events."""
-    summaries, done_all = [], True
-    for w in workloads:
-        done, summary = (deployment_rolled_out(w) if w.get("kind") == "Deployment" else statefulset_rolled_out(w))
-        done_all &= done
-        summaries.append(summary)
-    # Old pods still terminating hold their requests on the node and in the quota: the next
-    # release's surge pod must not be scheduled beside them, so the rollout is not over yet.
-    terminating = [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")
-                   and any(o.get("kind") in ("ReplicaSet", "StatefulSet") for o in p["metadata"].get("ownerReferences") or [])]
-    if terminating:
-        done_all = False
-        summaries.append(f"{len(terminating)} old pod(s) still terminating")
-    fatal = []
-    for pod in pods:
-        created = _event_time(pod["metadata"], "creationTimestamp") or now_s
-        if pod["metadata"].get("deletionTimestamp") or created < since_s - 1:
-            continue  # old pods on their way out, or not made by this deploy (a left-over hook pod)
-        fatal += container_problems(pod)
-        if (pod.get("status") or {}).get("phase") == "Failed":
-            # A hook Job's pod of this deploy: retrying will not help.
-            exits = [f"{cs['name']} exit {((cs.get('state') or {}).get('terminated') or {}).get('exitCode')}"
-                     for cs in (pod["status"].get("containerStatuses") or [])]
-            fatal.append(("PodFailed", f"pod {pod['metadata']['name']} failed ({', '.join(exits)})"))
-    pod_fatal = list(fatal)
-    thresholds = readiness_thresholds(pods)
-    live_pods = {p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")}
-    for event in events:
-        seen = _event_time(event, "lastTimestamp") or now_s
-        if seen < since_s - 1:
-            continue  # from before this deploy
-        obj_name = (event.get("involvedObject") or {}).get("name", "")
-        if (event.get("involvedObject") or {}).get("kind") == "Pod" and obj_name not in live_pods:
-            continue
-        problem = event_problem(event, now_s, thresholds)
-        if problem:
-            fatal.append(problem)
-    # A failing pod of this deploy blocks "done"; events do not: a ReplicaSet being scaled
-    # away (a rollback) can still report FailedCreate after the rollout has finished.
-    return RolloutState(done_all and not pod_fatal, summaries, list(dict.fromkeys(fatal)))
+    client = dynamic.DynamicClient(apis.api_client)
+    for doc in docs:
+        resource = client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        meta = doc["metadata"]
+        resource.server_side_apply(body=doc, name=meta["name"], namespace=meta.get("namespace"),
+                                   field_manager=FIELD_MANAGER, force_conflicts=True)
 
 
-def fix_for(reasons: list[str]) -> str:
-    return "; ".join(dict.fromkeys(FIX.get(r, "see the diagnostics") for r in reasons)) or "see the diagnostics"
+def delete_release_jobs(apis: KubeApis, namespace: str, release: str) -> None:
+    """A stopped helm leaves its hook Job retrying; delete it with its pods."""
+    apis.batch.delete_collection_namespaced_job(namespace, label_selector=selector(release),
+                                                propagation_policy="Background")
+
+
+# --- reaching into pods and Services --------------------------------------------------------
+def exec_in_pod(apis: KubeApis, namespace: str, pod: str, argv: list[str], container: str | None = None,
+                timeout_s: float = 30) -> tuple[int | None, str]:
+    """Run argv in a pod's container; (exit code, stdout+stderr). None: it did not finish."""
+    from kubernetes.stream import stream
+
+    resp = stream(apis.core.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
+                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    output = []
+    resp.run_forever(timeout=timeout_s)
+    output.append(resp.read_stdout() or "")
+    output.append(resp.read_stderr() or "")
+    code = resp.returncode if not resp.is_open() else None
+    resp.close()
+    return code, "".join(output)
+
+
+def service_request(apis: KubeApis, namespace: str, service: str, port: int, path: str, *, method: str = "GET",
+                    body: Any = None, timeout_s: float = 5) -> tuple[int, bytes]:
+    """One HTTP request to a Service through the API server's service proxy, which picks a
+    ready endpoint for every request as the Service does (unlike a port-forward, which pins
+    one pod): the path for a request loop across a rolling update. (status, body)."""
+    from kubernetes.client.exceptions import ApiException
+
+    resource = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+    headers = {"Accept": "*/*"}
+    payload = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        payload = json.dumps(body)
+    method, url, headers, payload, post = apis.api_client.param_serialize(
+        method, resource, header_params=headers, body=payload, auth_settings=["BearerToken"])
+    try:
+        response = apis.api_client.call_api(method, url, headers, payload, post, _request_timeout=timeout_s)
+        response.read()
+        return response.status, response.data or b""
+    except ApiException as exc:
+        return exc.status, (exc.body or b"") if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+
+
+def creation_s(obj: dict) -> float | None:
+    return timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def ready_endpoints(apis: KubeApis, namespace: str, service: str) -> list[str]:
+    """Addresses of the Service's ready endpoints (its EndpointSlices)."""
+    from kubernetes import client
+
+    slices = client.DiscoveryV1Api(apis.api_client).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}").items
+    return [address for s in slices for e in s.endpoints or [] if e.conditions is None or e.conditions.ready
+            for address in e.addresses]

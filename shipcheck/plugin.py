@@ -79,6 +79,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=os.environ.get("SHIPCHECK_VALUES_PROFILE", "auto"),
                     help="chart values profile: defaults, small (values-small.yaml, for a single 2-core node), or "
                          "auto: the defaults when they fit the cluster's nodes, else small (env SHIPCHECK_VALUES_PROFILE)")
+    group.addoption("--keep-failed", action="store_true", default=os.environ.get("SHIPCHECK_KEEP_FAILED") == "1",
+                    help="when stage 5 fails, leave the releases this run changed as they are for debugging instead "
+                         "of rolling them back (env SHIPCHECK_KEEP_FAILED=1)")
     group.addoption("--cleanup", action="store_true", default=os.environ.get("SHIPCHECK_CLEANUP") == "1",
                     help="run stage 6: uninstall the releases and delete the namespace (env SHIPCHECK_CLEANUP=1)")
 
@@ -129,6 +132,10 @@ def register_diagnoser() -> Callable:
 
 
 # --- stage ordering and skipping --------------------------------------------------------
+def stage_failed(stage: int) -> bool:
+    return stage in _failed_stages
+
+
 def stage_of(item: pytest.Item) -> int | None:
     marker = item.get_closest_marker("order")
     if marker is None or "stages" not in Path(str(item.fspath)).parts:

@@ -31,17 +31,21 @@ class WaitResult:
 
 def wait_until(what: str, probe: Callable[[], T], *, done: Callable[[T], bool], timeout_s: float,
                interval_s: float = 1.0, fatal: Callable[[T], str | None] = lambda state: None,
-               transient: tuple[type[BaseException], ...] = (ConnectionError,),
+               transient: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = (ConnectionError,),
                describe: Callable[[T], str] = repr, say_every_s: float = 10.0) -> WaitResult:
     start = time.monotonic()
     deadline = start + timeout_s
     last_said = start
     state: Any = None
+    is_transient = transient if callable(transient) and not isinstance(transient, tuple) else (
+        lambda exc: isinstance(exc, transient))  # type: ignore[arg-type]
     while True:
         try:
             state = probe()
-        except transient as exc:  # e.g. the server is still starting
-            state = exc
+        except Exception as exc:
+            if not is_transient(exc):  # an answer that waiting cannot change: say it
+                raise
+            state = exc  # e.g. the server is still starting
         else:
             if done(state):
                 return WaitResult(what, True, state, time.monotonic() - start)

@@ -1,18 +1,33 @@
 """Stage 2: run each image on a private Docker network, as the cluster will run it.
 
-The `stack` fixture starts the database (with a throwaway password), applies the
+The `stack` fixture starts the databases (with throwaway passwords), applies the
 migrations, then starts the apps, read-only and without capabilities, published on
-127.0.0.1. Containers and the network are removed afterwards, after a failure too.
+127.0.0.1, each reachable by its component name. The apps' environment is their run_env,
+with `${secret:NAME:KEY}` filled from Secrets resolved for this stage (a database URL points
+at the stage's own database container). Containers and the network are removed afterwards,
+after a failure too.
 """
 
-import secrets
+import os
+import re
 
 import pytest
 import testinfra
 
-from shipcheck import commands, containers, progress
+from shipcheck import app_secrets, checks, containers, progress
 
 pytestmark = pytest.mark.order(2)
+PLACEHOLDER = re.compile(r"\$\{secret:([^:}]+):([^}]+)\}")
+
+
+def fill(env: dict[str, str], plan: app_secrets.SecretsPlan, component: str) -> dict[str, str]:
+    def value(match: re.Match) -> str:
+        found = plan.value(match.group(1), match.group(2))
+        if found is None:
+            pytest.fail(f"components.{component}.run_env: {match.group(0)} names no key of the Secrets resolved for "
+                        f"stage 2 (secrets: {sorted(plan.secrets)}). Fix: correct the name or the key.", pytrace=False)
+        return found
+    return {k: PLACEHOLDER.sub(value, v) for k, v in env.items()}
 
 
 @pytest.fixture(scope="module")
@@ -24,28 +39,27 @@ def stack(cfg, docker_client, built, register_diagnoser):
         (f"container {r.component.name}: {containers.health_summary(r.container.attrs['State'])}", containers.logs(r))
         for r in running.values()])
     try:
-        database_url = None
+        # Secrets for this stage: no external database, every database is a container here.
+        environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        plan = app_secrets.resolve(cfg, environ, app_secrets.nothing_existing, lambda db: db.name)
         for db in cfg.databases:
             built(db)
-            password = containers.new_password()
-            env = {"POSTGRES_USER": "todo", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "todo"}
+            password = plan.value(db.database.password_secret, db.database.password_key) if db.database else ""
+            env = {"POSTGRES_USER": db.database.user, "POSTGRES_PASSWORD": password,
+                   "POSTGRES_DB": db.database.name} if db.database else {}
             running[db.name] = containers.start(docker_client, cfg, db, network, run_id, env)
             waited = containers.wait_healthy(running[db.name], cfg.timeouts_s["container_healthy"])
             if not waited:
                 pytest.fail(f"database {db.name} did not become healthy: {waited.reason}; "
                             f"{containers.health_summary(waited.state)}")
-            database_url = f"postgresql://todo:{password}@{db.name}:{db.port}/todo"
-            commands.redact(database_url)
         for app in cfg.apps:
             built(app)
-            env = dict(app.run_env)
-            if app.uses_database and database_url:
-                env["DATABASE_URL"] = database_url
-                if app.migrate_command:
-                    progress.say(f"{app.name}: running migrations: {' '.join(app.migrate_command)}")
-                    code, output = containers.run_once(docker_client, cfg, app, network, list(app.migrate_command), env)
-                    if code:
-                        pytest.fail(f"{app.name}: migrations `{' '.join(app.migrate_command)}` exited {code}:\n{output[-2000:]}")
+            env = fill(app.run_env, plan, app.name)
+            if app.migrate_command:
+                progress.say(f"{app.name}: running migrations: {' '.join(app.migrate_command)}")
+                code, output = containers.run_once(docker_client, cfg, app, network, list(app.migrate_command), env)
+                if code:
+                    pytest.fail(f"{app.name}: migrations `{' '.join(app.migrate_command)}` exited {code}:\n{output[-2000:]}")
             running[app.name] = containers.start(docker_client, cfg, app, network, run_id, env)
         yield running
     finally:
@@ -53,54 +67,45 @@ def stack(cfg, docker_client, built, register_diagnoser):
         containers.remove_all(docker_client, run_id)
 
 
-def test_becomes_healthy(stack, component, cfg, figures):
-    running = stack[component.name]
-    waited = containers.wait_healthy(running, cfg.timeouts_s["container_healthy"])
-    figures.add("containers", component=component.name, healthy_after_s=round(waited.elapsed_s, 1), ok=waited.ok)
-    assert waited, (
-        f"{component.name}: Docker health not 'healthy': {waited.reason} ({containers.health_summary(waited.state)}), "
-        f"limit {cfg.timeouts_s['container_healthy']:g} s. Logs:\n{containers.logs(running, 40)}\n"
-        f"Fix: make the HEALTHCHECK command succeed (is the app serving {component.health_path or 'its port'}?), "
-        "or raise timeouts_s.container_healthy.")
-
-
-def test_health_endpoints_answer_200(stack, app_component):
-    running = stack[app_component.name]
-    for path in filter(None, (app_component.health_path, app_component.readiness_path)):
-        status, body = containers.http_get(running.url + path)
-        assert status == 200, (f"{app_component.name}: GET {path} answered {status or body}, expected 200: {body[:300]!r}. "
-                               f"Fix: the app must serve {path}, or set the path in shipcheck.yaml.")
-
-
-def test_frontend_reaches_backend_task_round_trip(stack, cfg):
-    """Through each app that talks to another (run_env names it), a task is created, listed and deleted."""
-    pairs = [(a, b) for a in cfg.apps for b in cfg.apps
-             if a is not b and any(f"://{b.name}:" in v for v in a.run_env.values())]
-    if not pairs:
-        pytest.skip("no app names another in run_env")
-    for front, back in pairs:
-        base = f"{stack[front.name].url}/api/shipcheck-{secrets.token_hex(3)}/tasks"
-        title = f"stage-2 round trip {secrets.token_hex(2)}"
-        status, created = containers.http_json("POST", base, {"title": title})
-        assert status == 201, (f"POST {base} through {front.name} to {back.name} answered {status}: {created!r}; "
-                               f"expected 201. Fix: {front.name}'s proxy must reach {back.name} ({front.run_env}).")
-        status, listed = containers.http_json("GET", base)
-        assert status == 200 and any(t.get("title") == title for t in listed), (
-            f"GET {base} answered {status} without the new task: {listed!r}")
-        status, _ = containers.http_json("DELETE", f"{base}/{created['id']}")
-        assert status == 204, f"DELETE {base}/{created['id']} answered {status}, expected 204"
+@pytest.fixture
+def started(stack, component) -> containers.Running:
+    return stack[component.name]
 
 
 @pytest.fixture
-def host(stack, component):
-    return testinfra.get_host(f"docker://{stack[component.name].container.id}")
+def alive(started, component) -> containers.Running:
+    """The component's container, only while it runs: a test that looks inside cannot judge
+    a container that exited, and says where the cause is reported."""
+    started.container.reload()
+    state = started.container.attrs["State"]
+    if state.get("Status") != "running":
+        pytest.skip(f"{component.name} is not running (exited with code {state.get('ExitCode')}): see "
+                    f"test_becomes_healthy[{component.name}]")
+    return started
 
 
-def test_runs_as_configured_uid(host, component):
-    uids = containers.status_uids(host.file("/proc/1/status").content_string)
-    assert uids and set(uids) == {component.uid}, (
-        f"{component.name}: PID 1 runs with UIDs {uids} (real, effective, saved, fs), expected all {component.uid}. "
-        f"Fix: `USER {component.uid}:{component.uid}` in the Dockerfile's final stage, and no setuid entrypoint.")
+def test_becomes_healthy(started, component, cfg, figures):
+    waited = containers.wait_healthy(started, cfg.timeouts_s["container_healthy"])
+    figures.add("containers", component=component.name, healthy_after_s=round(waited.elapsed_s, 1), ok=waited.ok)
+    if waited:
+        return
+    log = containers.logs(started, 40)
+    if "exited" in waited.reason:
+        fix = ("read the log above: the app failed at start. If it writes to its image's files, list those paths in "
+               "writable_paths (the root filesystem is read-only, as in the cluster).")
+    elif "no HEALTHCHECK" in waited.reason:
+        fix = "add a HEALTHCHECK to the Dockerfile (see test_healthcheck_on_health_path in stage 1)."
+    else:
+        fix = (f"make the HEALTHCHECK command succeed (is the app serving {component.health_path or 'its port'}?), "
+               "or raise timeouts_s.container_healthy.")
+    pytest.fail(f"{component.name}: Docker health not 'healthy': {waited.reason} "
+                f"({containers.health_summary(waited.state)}), limit {cfg.timeouts_s['container_healthy']:g} s. "
+                f"Log:\n{log}\nFix: {fix}", pytrace=False)
+
+
+@pytest.fixture
+def host(alive):
+    return testinfra.get_host(f"docker://{alive.container.id}")
 
 
 def test_listens_on_its_port(host, component):
@@ -112,8 +117,42 @@ def test_listens_on_its_port(host, component):
         f"Fix: bind the server to 0.0.0.0:{component.port}, or set port in shipcheck.yaml.")
 
 
-def test_root_filesystem_read_only(stack, host, component):
-    assert stack[component.name].container.attrs["HostConfig"]["ReadonlyRootfs"], "container was not started read-only"
+def test_health_endpoints_answer_200(alive, app_component):
+    for path in filter(None, (app_component.health_path, app_component.readiness_path)):
+        status, body = containers.http_get(alive.url + path)
+        assert status == 200, (f"{app_component.name}: GET {path} answered {status or body}, expected 200: "
+                               f"{body[:300]!r}. Fix: the app must serve {path}, or set the path in shipcheck.yaml.")
+
+
+def test_declared_checks_pass_in_containers(stack, cfg, figures):
+    """The checks declared for stage 2, each against its component's container."""
+    def url_for(name: str) -> str:
+        found = stack.get(name)
+        if found is None:
+            raise checks.Unreachable(f"{name} has no container in stage 2")
+        found.container.reload()
+        if found.container.attrs["State"].get("Status") != "running":
+            raise checks.Unreachable(f"{name}'s container exited (code {found.container.attrs['State'].get('ExitCode')})")
+        return found.url
+
+    results = checks.run(cfg.checks, 2, url_for)
+    for result in results:
+        figures.add("checks (stage 2)", check=result.check, component=result.component, ok=result.ok,
+                    request=result.request, status=result.status, seconds=round(result.duration_s, 2))
+    if not results:
+        pytest.skip("no checks declared for stage 2 in shipcheck.yaml")
+    assert not checks.first_failure(results), checks.failure_message(results)
+
+
+def test_runs_as_configured_uid(host, component):
+    uids = containers.status_uids(host.file("/proc/1/status").content_string)
+    assert uids and set(uids) == {component.uid}, (
+        f"{component.name}: PID 1 runs with UIDs {uids} (real, effective, saved, fs), expected all {component.uid}. "
+        f"Fix: `USER {component.uid}:{component.uid}` in the Dockerfile's final stage, and no setuid entrypoint.")
+
+
+def test_root_filesystem_read_only(alive, host, component):
+    assert alive.container.attrs["HostConfig"]["ReadonlyRootfs"], "container was not started read-only"
     wrote_root = host.run("touch /.shipcheck-probe")
     assert wrote_root.rc != 0, f"{component.name}: writing / succeeded on a read-only root filesystem"
     for path in component.writable_paths:
@@ -122,8 +161,8 @@ def test_root_filesystem_read_only(stack, host, component):
                                "Fix: list only paths the app writes in writable_paths.")
 
 
-def test_stops_on_sigterm_within_10s(stack, component, figures):
-    seconds, code = containers.stop(stack[component.name], timeout_s=10)
+def test_stops_on_sigterm_within_10s(alive, component, figures):
+    seconds, code = containers.stop(alive, timeout_s=10)
     figures.add("containers", component=component.name, stop_s=round(seconds, 1), exit_code=code)
     assert seconds < 10 and code != 137, (
         f"{component.name}: `docker stop` took {seconds:.1f} s (exit code {code}); limit 10 s before SIGKILL. "

@@ -13,10 +13,10 @@ def test_releases_uninstalled_and_namespace_deleted(cfg, helm, kube):
 
     charted = [c for c in cfg.components.values() if c.chart]
     for component in reversed(charted):  # frontend first, database last
-        if helm.status(component.release):
+        if helm.history(component.release):
             result = helm.uninstall(component.release, cfg.timeouts_s["deploy"])
             assert result.ok, f"helm uninstall {component.release} failed: {result.tail()}"
-    left = helm.run("list", "--all", "--short", check=False).stdout.split()
+    left = helm.releases()
     assert not left, f"releases left in {cfg.namespace} after uninstall: {left}"
     try:
         kube.core.delete_namespace(cfg.namespace)
