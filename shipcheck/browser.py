@@ -125,7 +125,8 @@ class Document:
         while stack:
             element = stack.pop()
             found.append(element)
-            stack.extend(reversed(element.children))
+            if element.tag != "template":  # its content is not part of the document (as for querySelector)
+                stack.extend(reversed(element.children))
         return found
 
     def select(self, selector: str) -> list[Element]:
@@ -147,12 +148,13 @@ class SelectorError(ValueError):
 
 
 SUPPORTED = 'tag, #id, .class, [attr], [attr="value"], combined as tag.class[attr="value"], a descendant (space) or a list (comma)'
-_NAME = r"[A-Za-z_][-A-Za-z0-9_:]*"
+_NAME = r"[A-Za-z_][-A-Za-z0-9_]*"
+_ATTR = r"[A-Za-z_][-A-Za-z0-9_:]*"  # xlink:href
 _PART = re.compile(rf"""
     (?P<tag>{_NAME}|\*)
   | \#(?P<id>-?{_NAME})
   | \.(?P<cls>-?{_NAME})
-  | \[\s*(?P<attr>{_NAME})\s*(?:=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[-A-Za-z0-9_]+))\s*)?\]
+  | \[\s*(?P<attr>{_ATTR})\s*(?:=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[-A-Za-z0-9_]+))\s*)?\]
 """, re.VERBOSE)
 
 
