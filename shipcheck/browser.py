@@ -241,5 +241,5 @@ def dom_problems(dom: str, expect_text: str | None = None, expect_selector: str 
     if expect_text is not None and not document.contains_text(expect_text):
         problems.append(f"no visible text {collapse(expect_text)!r}")
     if expect_selector is not None and not document.select(expect_selector):
-        problems.append(f"no element matches {expect_selector!r}")
+        problems.append(f"no element matching {expect_selector!r}")
     return problems

@@ -290,7 +290,8 @@ class Unreachable(Exception):
 
 
 def _where(stage: int) -> str:
-    return "its run_env (stage 2)" if stage == 2 else "the chart's values (stage 5)"
+    """Where a component's backend URL is configured in this stage."""
+    return "its run_env in shipcheck.yaml" if stage == 2 else "its chart's values"
 
 
 @dataclass
@@ -413,9 +414,14 @@ class Session:
         for render in range(1, self.renders + 1):
             try:
                 dom, result.screenshot_png = browser.render(url, timeout_s=self.browser_timeout_s)
-            except (commands.CommandError, FileNotFoundError) as exc:
-                result.problem = commands.scrub(f"Chromium could not render {path}: {exc}. Fix: install Debian's "
-                                                "`chromium` (setup/setup.sh), or see its output above")
+            except FileNotFoundError as exc:
+                result.problem = commands.scrub(f"Chromium could not render {path}: {exc}")
+                return
+            except commands.CommandError as exc:
+                result.problem = commands.scrub(
+                    f"Chromium could not render {path}: {exc}. Fix: a timeout means the page never finished loading "
+                    f"(a request that hangs? see {check.component}'s log, attached); otherwise Chromium's output above "
+                    "names the error")
                 return
             problems = browser.dom_problems(dom, text, selector)
             result.body = excerpt(browser.Document.parse(dom).text)

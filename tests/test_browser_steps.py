@@ -74,7 +74,7 @@ def test_visible_text_leaves_out_scripts_styles_and_templates_and_collapses_spac
 
 def test_dom_problems():
     assert browser.dom_problems(PAGE, "buy milk", '[data-testid="task-list"]') == []
-    assert browser.dom_problems(PAGE, "buy bread", "ol") == ["no visible text 'buy bread'", "no element matches 'ol'"]
+    assert browser.dom_problems(PAGE, "buy bread", "ol") == ["no visible text 'buy bread'", "no element matching 'ol'"]
     assert browser.dom_problems(PAGE) == []
 
 
@@ -185,3 +185,45 @@ def test_browser_commands_go_through_the_one_runner(monkeypatch, writes_both):
     assert seen[0][-3] == "--dump-dom" and seen[0][-2].startswith("--screenshot=")
     assert len(seen) == (1 if writes_both else 2)  # an older Chromium writes the DOM only: once more for the shot
     assert all(a[-1] == "http://127.0.0.1:1/" and "--headless" in a for a in seen)
+
+
+# --- the step's logic around the renders, with a stand-in for Chromium ------------------------------
+def _fake_renders(monkeypatch, doms):
+    calls = []
+
+    def render(url, timeout_s):
+        calls.append(url)
+        dom = doms[min(len(calls), len(doms)) - 1]
+        if isinstance(dom, Exception):
+            raise dom
+        return dom, f"png{len(calls)}"
+    monkeypatch.setattr(browser, "render", render)
+    return calls
+
+
+def test_a_page_whose_data_arrives_late_gets_one_more_render(page_url, monkeypatch):
+    calls = _fake_renders(monkeypatch, ["<ul data-testid=task-list></ul>", "<ul data-testid=task-list><li>t r</li></ul>"])
+    session = checks.Session(lambda component: page_url, {"user": "u", "run": "r"}, backoff_s=0)
+    result = session.run_step(_Check("page", {"path": "/", "expect_text": "t {run}", "expect_selector": "ul li"}), 5)
+    assert result.ok and calls == [page_url + "/"] * 2 and result.screenshot_png == "png2" and result.body == "t r"
+
+
+def test_a_page_that_never_shows_it_fails_after_the_renders(page_url, monkeypatch):
+    calls = _fake_renders(monkeypatch, ["<p>Could not load tasks: backend unreachable</p>"])
+    session = checks.Session(lambda component: page_url, {"user": "u", "run": "r"}, backoff_s=0)
+    result = session.run_step(_Check("page", {"path": "/", "expect_selector": '[data-testid="task-item"]'}), 5)
+    assert not result.ok and len(calls) == 2 and result.screenshot_png == "png2"
+    assert result.problem == (
+        "page / rendered by Chromium (2 render(s)) has no element matching '[data-testid=\"task-item\"]'; expected an "
+        "element '[data-testid=\"task-item\"]'. Visible text: 'Could not load tasks: backend unreachable'. Fix: the "
+        "page must show it after its scripts ran (does it fetch its data through todo-frontend?); see the screenshot "
+        "in the report")
+
+
+def test_a_chromium_failure_fails_the_step_naming_it(page_url, monkeypatch):
+    failure = commands.CommandError(commands.CommandResult(["chromium"], -9, "", "timed out after 180 s", 180), "rendering")
+    _fake_renders(monkeypatch, [failure])
+    session = checks.Session(lambda component: page_url, {"user": "u", "run": "r"}, backoff_s=0)
+    result = session.run_step(_Check("page", {"path": "/", "expect_text": "x"}), 5)
+    assert not result.ok and result.problem.startswith("Chromium could not render /: rendering: CommandResult(")
+    assert "timed out after 180 s" in result.problem and "a timeout means the page never finished loading" in result.problem

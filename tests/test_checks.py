@@ -339,9 +339,9 @@ def test_a_gateway_error_through_the_entry_component_names_its_backend_url(app_u
     assert not result.ok and result.status == 502 and result.attempts == 3  # a GET's gateway error is retried
     assert "GET /gateway answered 502 after 3 attempts ('Bad Gateway: upstream todo-backnd:8000 refused')" in result.problem
     assert ("todo-frontend answered with a gateway error: it could not reach the component it forwards to. Fix: check "
-            "todo-frontend's configured backend URL (its run_env (stage 2))") in result.problem
+            "todo-frontend's configured backend URL (its run_env in shipcheck.yaml)") in result.problem
     stage5 = session(app_url).run_step(step("through", component="todo-frontend", request={"path": "/gateway"}), 5)
-    assert "the chart's values (stage 5)" in stage5.problem
+    assert "configured backend URL (its chart's values)" in stage5.problem
 
 
 def test_an_expected_gateway_status_is_not_retried_and_passes(app_url):
