@@ -198,9 +198,9 @@ def _shown(values: list[Any]) -> str:
 
 def expectation_problems(expect: dict, status: int | None, body: str) -> list[str]:
     """What the answer (status, body text) lacks of `expect` (already filled); empty: as expected."""
+    if not status_ok(status, expect.get("status")):  # the body of a wrong status is not the answer the rest expects
+        return [f"status {status}, expected {expected_status_text(expect.get('status'))}"]
     problems = []
-    if not status_ok(status, expect.get("status")):
-        problems.append(f"status {status}, expected {expected_status_text(expect.get('status'))}")
     for needle in _as_list(expect.get("body_contains", [])):
         if str(needle) not in body:
             problems.append(f"the body does not contain {str(needle)!r}")

@@ -27,8 +27,9 @@ MASK = "******"
 # A string shorter than this is never masked, the value or any form derived from it: a
 # 1-3 character string ("1", "on", "dev", a two-letter line of a multi-line value) occurs
 # in ordinary text, so masking it would garble every log line and report (masking "1"
-# removes every digit) while hiding nothing a reader could not guess. Such secrets are
-# refused as input instead (environment.check), not masked.
+# removes every digit, and with it every figure) while hiding nothing: a secret that
+# short is guessed in a few thousand tries. Refuse such a secret as input, do not rely on
+# masking it.
 MIN_SECRET_LEN = 4
 
 

@@ -123,6 +123,9 @@ def test_status_defaults_to_any_2xx_and_takes_a_list():
     assert checks.expectation_problems({}, 302, "") == ["status 302, expected 2xx"]
     assert checks.expectation_problems({"status": [200, 404]}, 404, "") == []
     assert checks.expectation_problems({"status": 201}, None, "") == ["status None, expected 201"]
+    # a wrong status alone: what its body lacks is noise
+    assert checks.expectation_problems({"status": 200, "json_exists": ["$.id"], "body_contains": "x"}, 502,
+                                       '{"detail": "backend unreachable"}') == ["status 502, expected 200"]
 
 
 def test_json_expectations_name_the_path_the_value_and_the_expected():
