@@ -71,7 +71,7 @@ def new_variables() -> dict[str, Any]:
 
 
 def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def fill(text: str, variables: dict[str, Any]) -> str:
@@ -214,9 +214,9 @@ def expectation_problems(expect: dict, status: int | None, body: str) -> list[st
         for path, expected in paths.items():
             found = find(document, path)
             if not found:
-                problems.append(f"{path} is missing, expected {json.dumps(expected)}")
+                problems.append(f"{path} is missing, expected {json.dumps(expected, default=str)}")
             elif not any(same(v, expected) for v in found):
-                problems.append(f"{path} is {_shown(found)}, expected {json.dumps(expected)}")
+                problems.append(f"{path} is {_shown(found)}, expected {json.dumps(expected, default=str)}")
         problems.extend(f"{path} is missing" for path in exists if not find(document, path))
     return problems
 
@@ -238,6 +238,12 @@ def capture(spec: dict[str, str], body: str) -> tuple[dict[str, Any], list[str]]
         else:
             problems.append(f"cannot capture {name}: {path} is missing")
     return values, problems
+
+
+def url_path(path: str) -> str:
+    """`path` with what a URL cannot hold (spaces, non-ASCII, control characters) percent-
+    encoded; reserved characters and existing %XX escapes are kept as written."""
+    return urllib.parse.quote(path, safe="/:?#[]@!$&'()*+,;=%~")
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -352,7 +358,7 @@ class Session:
     def _request(self, check: CheckLike, stage: int, base: str, result: StepResult) -> None:
         spec = check.request or {}
         method = str(spec.get("method", "GET")).upper()
-        path = fill(spec.get("path", "/"), self.variables)
+        path = url_path(fill(spec.get("path", "/"), self.variables))
         headers = {str(k): str(v) for k, v in fill_value(spec.get("headers") or {}, self.variables).items()}
         body = fill_value(spec["json"], self.variables) if "json" in spec else None
         expect = fill_value(dict(check.expect or {}), self.variables)
@@ -394,7 +400,7 @@ class Session:
     # --- a page in a real browser
     def _browser(self, check: CheckLike, stage: int, base: str, result: StepResult) -> None:
         spec = check.browser or {}
-        path = fill(spec.get("path", "/"), self.variables)
+        path = url_path(fill(spec.get("path", "/"), self.variables))
         text = fill(spec["expect_text"], self.variables) if spec.get("expect_text") is not None else None
         selector = fill(spec["expect_selector"], self.variables) if spec.get("expect_selector") is not None else None
         url = base + path

@@ -14,6 +14,7 @@ the environment: urllib would otherwise send even 127.0.0.1 through `http_proxy`
 from __future__ import annotations
 
 import collections
+import http.client
 import ipaddress
 import json
 import threading
@@ -96,7 +97,7 @@ def request(method: str, url: str, *, headers: dict[str, str] | None = None, jso
     data = None
     all_headers = dict(headers or {})
     if json_body is not None:
-        data = json.dumps(json_body).encode()
+        data = json.dumps(json_body, default=str).encode()  # default: a YAML date (due: 2025-01-31) as its text
         if not any(k.lower() == "content-type" for k in all_headers):
             all_headers["content-type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method.upper(), headers=all_headers)
@@ -109,7 +110,7 @@ def request(method: str, url: str, *, headers: dict[str, str] | None = None, jso
         body = exc.read().decode(errors="replace")
         return Response(exc.code, body, dict(exc.headers.items()) if exc.headers else {},
                         duration_s=time.monotonic() - start)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, cut short
         reason = getattr(exc, "reason", exc)
         error = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else f"{type(exc).__name__}: {reason}"
         return Response(None, f"no answer: {error}", error=error, duration_s=time.monotonic() - start)

@@ -158,6 +158,12 @@ def test_capture_takes_the_first_match_and_names_what_is_missing():
     assert checks.capture({}, "anything") == ({}, [])
 
 
+def test_url_path_encodes_what_a_url_cannot_hold_and_keeps_the_rest():
+    assert checks.url_path("/api/u 1/tasks?q=buy milk&x=é") == "/api/u%201/tasks?q=buy%20milk&x=%C3%A9"
+    assert checks.url_path("/a%20b/c:d@e?f=g+h#i") == "/a%20b/c:d@e?f=g+h#i"
+    assert checks.url_path("/line\nbreak") == "/line%0Abreak"
+
+
 def test_excerpt_is_scrubbed_before_it_is_cut():
     commands.redact("s3cr3t-canary-value")
     text = "x" * 290 + "s3cr3t-canary-value" + "y" * 50
@@ -398,6 +404,12 @@ def test_a_missing_capture_fails_the_step(app_url):
     assert not result.ok
     assert result.problem.endswith("cannot capture task_id: $.id is missing. Fix: the answer lacks what the check "
                                    "captures; correct the app, or the capture path in the check")
+
+
+def test_a_filled_path_with_spaces_is_encoded_not_a_crash(app_url):
+    result = session(app_url).run_step(step("spaces", request={"path": "/api/{user}/tasks/no such"},
+                                             expect={"status": 404}), 2)
+    assert result.ok and result.request == "GET /api/u-test/tasks/no%20such"
 
 
 def test_headers_are_filled_and_sent(app_url):
