@@ -21,6 +21,7 @@ Pure helpers (templates, paths, expectations, messages) are unit-tested without 
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import secrets
@@ -100,6 +101,8 @@ def fill_value(value: Any, variables: dict[str, Any]) -> Any:
         return {fill(str(k), variables): fill_value(v, variables) for k, v in value.items()}
     if isinstance(value, list):
         return [fill_value(v, variables) for v in value]
+    if isinstance(value, (datetime.date, datetime.time)):  # YAML reads `due: 2025-01-31` as a date: JSON has text
+        return value.isoformat()
     return value
 
 

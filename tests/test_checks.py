@@ -2,6 +2,7 @@
 against a real local HTTP server, stop-at-first-failure, messages, and validation."""
 
 import dataclasses
+import datetime
 import json
 import re
 import socket
@@ -59,6 +60,9 @@ def test_fill_value_goes_through_dicts_and_lists_and_keeps_a_whole_variable_type
         "none": None}
     with pytest.raises(TemplateError):
         checks.fill_value({"a": ["{missing}"]}, variables)
+    # YAML reads unquoted dates as dates; JSON (and the app) has them as ISO text
+    assert checks.fill_value({"due": datetime.date(2025, 1, 31), "at": datetime.datetime(2025, 1, 31, 9, 30)}, {}) == {
+        "due": "2025-01-31", "at": "2025-01-31T09:30:00"}
 
 
 def test_new_variables_are_random_per_run():
