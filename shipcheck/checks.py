@@ -471,17 +471,22 @@ def run(checks: Iterable[CheckLike], stage: int, base_url_for: Callable[[str], s
 
 
 # --- validation of the configuration (before any side effect) ------------------------------------
-def problems(checks: Iterable[CheckLike], components: Iterable[str]) -> list[str]:
+def problems(checks: Iterable[CheckLike], components: Iterable[str] | dict[str, Any]) -> list[str]:
     """What is wrong with the declared checks, each message starting with its dotted field
     (`checks[1].request.path: ...`): for config.load to refuse before anything runs. Covers
-    what a schema cannot: JSON paths, selectors, and names used before any step captures them."""
+    what a schema cannot: JSON paths, selectors, and names used before any step captures them.
+    `components`: their names, or config's name -> Component (then a database is refused:
+    checks speak HTTP)."""
     known = set(components)
+    roles = {name: getattr(c, "role", "app") for name, c in components.items()} if isinstance(components, dict) else {}
     found = []
     checks = list(checks)
     for i, check in enumerate(checks):
         where = f"checks[{i}]"
         if check.component not in known:
             found.append(f"{where}.component: {check.component!r} is not a component ({', '.join(sorted(known))})")
+        elif roles.get(check.component, "app") == "database":
+            found.append(f"{where}.component: {check.component} is a database; checks speak HTTP to an app component")
         if not check.stages or any(s not in STAGES for s in check.stages):
             found.append(f"{where}.stages: {list(check.stages)}; checks run in stages {' and '.join(map(str, STAGES))}")
         if bool(check.request) == bool(check.browser):

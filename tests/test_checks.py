@@ -456,6 +456,13 @@ def test_problems_of_a_good_flow_are_none():
     assert checks.problems([*TODO_FLOW, page], ["web"]) == []
 
 
+def test_a_check_of_a_database_is_refused_when_roles_are_known():
+    components = {"web": type("C", (), {"role": "app"})(), "db": type("C", (), {"role": "database"})()}
+    assert checks.problems([step("sql", component="db", request={"path": "/"})], components) == [
+        "checks[0].component: db is a database; checks speak HTTP to an app component"]
+    assert checks.problems([step("ok", component="web", request={"path": "/"})], components) == []
+
+
 def test_problems_name_the_dotted_field():
     bad = [
         step("a", component="frontend", stages=(3,), request={"method": "FETCH", "path": "api", "json": {}, "body": "x"},
