@@ -8,13 +8,16 @@ shown in a failure, or written to a report.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import os
 import re
 import subprocess
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -25,11 +28,62 @@ _SECRETS: set[str] = set()
 MASK = "******"
 
 
+# A string shorter than this is never masked, the value or any form derived from it: a
+# 1-3 character string ("1", "on", "dev", a two-letter line of a multi-line value) occurs
+# in ordinary text, so masking it would garble every log line and report (masking "1"
+# removes every digit, and with it every figure) while hiding nothing: a secret that
+# short is guessed in a few thousand tries. Refuse such a secret as input, do not rely on
+# masking it.
+MIN_SECRET_LEN = 4
+
+
 def redact(*values: str | None) -> None:
-    """Register secret values; they are masked in every later log line and report."""
+    """Register secret values; they, and the forms they take in logs and reports (see
+    `derived_forms`), are masked in every later log line and report."""
     for value in values:
-        if value and len(value) >= 4:  # shorter strings would mask ordinary words
-            _SECRETS.add(value)
+        if value and len(value) >= MIN_SECRET_LEN:
+            _SECRETS.update(f for f in derived_forms(value) if len(f) >= MIN_SECRET_LEN)
+
+
+def derived_forms(value: str) -> set[str]:
+    """The value and the forms it takes on its way into output: URL-encoded or -decoded, base64
+    (standard and URL-safe, padded or not, and embedded in a longer encoded string), each line
+    of a multi-line value, the password of a URL (`postgresql://user:PASSWORD@host/db`), and
+    escaped inside a repr() or a JSON string."""
+    pieces = {value, value.strip()}
+    pieces.update(line.strip() for line in value.splitlines())
+    try:
+        password = urllib.parse.urlsplit(value.strip()).password
+    except ValueError:  # not a URL (an unbalanced "[" in the netloc ...)
+        password = None
+    if password:
+        pieces.update({password, urllib.parse.unquote(password)})
+    forms: set[str] = set()
+    for piece in filter(None, pieces):
+        forms.update({piece, urllib.parse.quote(piece, safe=""), urllib.parse.quote(piece),
+                      urllib.parse.quote_plus(piece), urllib.parse.unquote(piece), urllib.parse.unquote_plus(piece),
+                      repr(piece)[1:-1], json.dumps(piece)[1:-1], json.dumps(piece, ensure_ascii=False)[1:-1]})
+        forms.update(_base64_forms(piece.encode()))
+    return forms
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    """Base64 of `data` alone (padded and not), and the part of the base64 of any longer string
+    containing `data` that depends on `data` alone: base64 encodes 3 bytes as 4 characters, so
+    an embedded value's characters depend on where it starts modulo 3 (3 alignments), and
+    the first and last characters also carry bits of the neighbouring bytes (dropped here).
+    Each in both alphabets (standard +/ and URL-safe -_)."""
+    forms = {base64.b64encode(data).decode()}
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode().rstrip("=")
+        lead = (0, 2, 3)[offset]  # characters carrying bits of the bytes before the value
+        tail = 1 if (offset + len(data)) % 3 else 0  # the last one carries bits of the bytes after it
+        forms.add(encoded[lead:len(encoded) - tail])
+    forms |= {f.rstrip("=") for f in forms}
+    return forms | {f.translate(_URLSAFE) for f in forms}
+
+
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def scrub(text: str) -> str:

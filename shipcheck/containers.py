@@ -5,16 +5,14 @@ privilege escalation, ports published on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from . import commands, progress
 from .config import Component, Config
+from .web import http_get, http_json  # noqa: F401  moved to web.py; kept for old callers (stages 2 and 5)
 from .waiting import WaitResult, wait_until
 
 LABEL = "io.shipcheck.run"  # every container and network we create carries it
@@ -131,32 +129,6 @@ def wait_healthy(running: Running, timeout_s: float) -> WaitResult:
     return wait_until(f"{running.component.name} to become healthy", probe,
                       done=lambda s: (s.get("Health") or {}).get("Status") == "healthy",
                       fatal=fatal, timeout_s=timeout_s, interval_s=0.5, describe=health_summary)
-
-
-def http_get(url: str, timeout_s: float = 5.0) -> tuple[int | None, str]:
-    """(status, body); (None, the error) when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-        return None, f"no answer: {type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-
-
-def http_json(method: str, url: str, body: Any = None, timeout_s: float = 10.0) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            raw = resp.read().decode()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read().decode(errors="replace")
-        try:
-            return exc.code, json.loads(raw)
-        except ValueError:
-            return exc.code, raw
 
 
 def run_once(client, cfg: Config, component: Component, network, command: list[str], env: dict[str, str],
