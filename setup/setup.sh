@@ -10,16 +10,7 @@ ROOT=$(cd "$SETUP_DIR/.." && pwd)
 
 apt_install git ca-certificates curl chromium
 
-# Python environment, reinstalled only when pyproject.toml changes.
-VENV=$ROOT/.venv
-stamp=$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)
-if [ ! -f "$VENV/.stamp-$stamp" ]; then
-  log "creating the Python environment in .venv"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "$ROOT"
-  rm -f "$VENV"/.stamp-*; touch "$VENV/.stamp-$stamp"
-fi
+bash "$SETUP_DIR/venv.sh"
 
 bash "$SETUP_DIR/docker.sh"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from . import deploy, diagnostics, kube as kube_mod, namespace, preflight, progress, quota
+from . import checks, deploy, diagnostics, kube as kube_mod, namespace, preflight, progress, quota, web
 from .config import Config
 from .fixtures import DeployPlan, retry
 
@@ -31,11 +31,13 @@ class Fit:
 
 @dataclass
 class Deployment:
-    """What stage 4 did, for stage 5: the plans, each release's outcome, and when it began."""
+    """What stage 4 did, for stage 5: the plans, each release's outcome, when it began, and the
+    requests counted while it upgraded releases that were serving."""
 
     plan: DeployPlan
     outcomes: dict[str, deploy.Outcome] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # wall clock, for "events since the deploy"
+    upgrade_loop: web.LoopResult | None = None  # None: no serving release was upgraded
 
     @property
     def components(self) -> list:
@@ -116,17 +118,68 @@ def deployment(images_available, secrets_applied, deploy_plan: DeployPlan, deplo
                  for title, text in o.evidence]
         return found + diagnostics.collect(kube, kubectl, helm, cfg.namespace, [p.release for p in deploy_plan.releases])
     unregister = register_diagnoser("deployment", evidence)
-    if images_available is not None:
-        for p in deploy_plan.releases:
-            outcome = deploy.deploy(deploy_target, p)
+    # The zero-downtime proof runs on the real upgrade: when the entry release already serves,
+    # a request loop runs from the first change to the end of the last rollout.
+    serving = images_available is not None and entry_serving(cfg, helm)
+    loop = request_loop(cfg, kube, deploy_plan) if serving else None
+    started = False
+
+    def on_change() -> None:
+        nonlocal started
+        if loop is not None and not started:
+            progress.say("a serving release is about to change: counting requests through the upgrade")
+            loop.__enter__()
+            started = True
+    try:
+        for p in deploy_plan.releases if images_available is not None else []:
+            outcome = deploy.deploy(deploy_target, p, on_change=on_change)
             result.outcomes[p.component.name] = outcome
             figures.add("deploys", release=p.release, ok=outcome.ok, skipped=outcome.skipped, revision=outcome.revision,
                         ready_after_s=_round(outcome.ready_after_s),
                         failure_detected_after_s=_round(outcome.detected_after_s), recovery=outcome.recovery)
             if not outcome.ok:
                 break
+    finally:
+        if started:
+            time.sleep(1)
+            loop.__exit__(None, None, None)
+            result.upgrade_loop = loop.result
+            progress.say(f"requests during the upgrade: {loop.result}")
     yield result
     unregister()
+
+
+def entry_serving(cfg: Config, helm) -> bool:
+    entry = cfg.entry_component
+    history = helm.history(entry.release) if entry.chart else []
+    return bool(history) and history[-1]["status"] == "deployed"
+
+
+def loop_targets(cfg: Config, plan: DeployPlan) -> list[tuple]:
+    """(component, path) pairs the request loop hits through the API server's service proxy:
+    the entry's health path and its GET checks (those needing no captured value), and the
+    health path of every other app, each through its own Service."""
+    entry = cfg.entry_component
+    targets = [(entry, entry.health_path)]
+    variables = checks.new_variables()
+    for check in cfg.checks:
+        request = check.request or {}
+        if (check.component == entry.name and 5 in check.stages and request.get("method", "GET") == "GET"
+                and checks.names_used(request.get("path", "")) <= set(variables)):
+            targets.append((entry, checks.fill(request["path"], variables)))
+    targets += [(p.component, p.component.health_path) for p in plan.releases
+                if p.component.role == "app" and p.component is not entry and p.component.health_path]
+    return list(dict.fromkeys(targets))
+
+
+def request_loop(cfg: Config, apis, plan: DeployPlan) -> web.RequestLoop:
+    targets = {f"{c.release}{path}": (c, path) for c, path in loop_targets(cfg, plan)}
+
+    def send(label: str) -> tuple[int | None, str]:
+        component, path = targets[label]
+        status, body = kube_mod.service_request(apis, cfg.namespace, component.release, component.port, path)
+        return status, body[:120].decode(errors="replace")
+    return web.RequestLoop(list(targets), interval_s=0.05, send=send)
 
 
 def _round(value: float | None) -> float | None:

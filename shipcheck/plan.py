@@ -63,6 +63,7 @@ def injections(component: Component, *, image_repository: str, image_tag: str, a
         wanted.append(("liveness_probe", m.liveness_probe and f"{m.liveness_probe}.httpGet.path", component.health_path))
         wanted.append(("readiness_probe", m.readiness_probe and f"{m.readiness_probe}.httpGet.path",
                        component.readiness_path or component.health_path))
+        wanted.append(("startup_probe", m.startup_probe and f"{m.startup_probe}.httpGet.path", component.health_path))
     if existing_secret:
         wanted.append(("existing_secret", m.existing_secret, existing_secret))
     if component.migrate_command:
@@ -209,8 +210,9 @@ def not_applied(plan: ReleasePlan) -> list[str]:
         elif item.mapping_key == "image_pull_policy":
             seen = [str(c.get("imagePullPolicy")) for _, _, c in containers]
             ok = bool(seen) and all(s == item.value for s in seen)
-        elif item.mapping_key in ("liveness_probe", "readiness_probe"):
-            probe = "livenessProbe" if item.mapping_key == "liveness_probe" else "readinessProbe"
+        elif item.mapping_key in ("liveness_probe", "readiness_probe", "startup_probe"):
+            probe = {"liveness_probe": "livenessProbe", "readiness_probe": "readinessProbe",
+                     "startup_probe": "startupProbe"}[item.mapping_key]
             seen = [str(((c.get(probe) or {}).get("httpGet") or {}).get("path")) for _, _, c in containers]
             ok = item.value in seen
         elif item.mapping_key == "service_port":

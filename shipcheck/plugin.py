@@ -79,6 +79,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=os.environ.get("SHIPCHECK_VALUES_PROFILE", "auto"),
                     help="chart values profile: defaults, small (values-small.yaml, for a single 2-core node), or "
                          "auto: the defaults when they fit the cluster's nodes, else small (env SHIPCHECK_VALUES_PROFILE)")
+    group.addoption("--prove-zero-downtime", action="store_true",
+                    default=os.environ.get("SHIPCHECK_PROVE_ZERO_DOWNTIME") == "1",
+                    help="roll every app to a new tag and back under a request loop even when a proof is recorded "
+                         "for this exact render (env SHIPCHECK_PROVE_ZERO_DOWNTIME=1)")
     group.addoption("--keep-failed", action="store_true", default=os.environ.get("SHIPCHECK_KEEP_FAILED") == "1",
                     help="when stage 5 fails, leave the releases this run changed as they are for debugging instead "
                          "of rolling them back (env SHIPCHECK_KEEP_FAILED=1)")

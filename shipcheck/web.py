@@ -23,7 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 class NotLoopback(ValueError):
     """A URL whose host is not this machine's loopback."""
@@ -153,32 +153,42 @@ def _short_path(url: str) -> str:
 
 
 class RequestLoop:
-    """GET `urls` round-robin every `interval_s` until stopped or `max_s` passed; a request
-    fails on an error or a status other than 2xx."""
+    """GET each of `targets` round-robin every `interval_s` until stopped or `max_s` passed; a
+    request fails on an error or a status other than 2xx. Targets are loopback URLs, or any
+    labels when `send(label) -> (status or None, body excerpt)` makes the request (the
+    Kubernetes API server's service proxy, through the client)."""
 
-    def __init__(self, urls: list[str], interval_s: float = 0.1, max_s: float = 600, timeout_s: float = 5):
-        for url in urls:
-            check_loopback(url)
-        self.urls, self.interval_s, self.max_s, self.timeout_s = urls, interval_s, max_s, timeout_s
+    def __init__(self, targets: list[str], interval_s: float = 0.1, max_s: float = 600, timeout_s: float = 5,
+                 send: Callable[[str], tuple[int | None, str]] | None = None):
+        if send is None:
+            for url in targets:
+                check_loopback(url)
+        self.targets, self.interval_s, self.max_s, self.timeout_s = targets, interval_s, max_s, timeout_s
+        self.send = send or self._get
         self.result = LoopResult()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _get(self, url: str) -> tuple[int | None, str]:
+        response = request("GET", url, timeout_s=self.timeout_s)
+        return (response.status, response.body[:120]) if response.answered else (None, response.error.split(":")[0])
 
     def _run(self) -> None:
         start = time.monotonic()
         i = 0
         while not self._stop.is_set() and time.monotonic() - start < self.max_s:
-            url = self.urls[i % len(self.urls)]
+            target = self.targets[i % len(self.targets)]
             i += 1
             self.result.total += 1
-            response = request("GET", url, timeout_s=self.timeout_s)
-            if not response.answered:
+            try:
+                status, body = self.send(target)
+            except Exception as exc:  # no answer at all: counted, never raised from the thread
+                status, body = None, type(exc).__name__
+            if status is None or not 200 <= status < 300:  # which path, and who answered (app or proxy)
                 self.result.failed += 1
-                self.result.errors[f"{response.error.split(':')[0]} {_short_path(url)}"] += 1
-            elif not 200 <= response.status < 300:  # which path, and who answered (app or proxy)
-                self.result.failed += 1
-                body = response.body[:120].replace("\n", " ")
-                self.result.errors[f"HTTP {response.status} {_short_path(url)}: {body}"] += 1
+                shown = _short_path(target) if "://" in target else target
+                self.result.errors[f"{'HTTP ' + str(status) if status else 'no answer'} {shown}: "
+                                   f"{body.replace(chr(10), ' ')[:120]}"] += 1
             self._stop.wait(self.interval_s)
         self.result.duration_s = time.monotonic() - start
 

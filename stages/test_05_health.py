@@ -12,7 +12,7 @@ import time
 import pytest
 
 from shipcheck import checks, commands, deploy, kube as kube_mod, metrics, namespace, plan as plan_mod, quota, reach
-from shipcheck import plugin, progress, report_charts
+from shipcheck import deploy_fixtures, helm as helm_mod, plugin, progress, proofs, report_charts
 from shipcheck import rollout, web
 
 pytestmark = pytest.mark.order(5)
@@ -210,35 +210,47 @@ def test_helm_test_passes(live, helm, component):
                        "Fix: the test pod's log and events are above; a refused pod (Pod Security, quota) names why.")
 
 
-def test_zero_downtime_upgrade(live, cfg, cluster, kube, helm, deploy_target, built, docker_client, figures):
-    """Every app release is rolled to a new image tag and back, one after another, while a
-    request loop hits the entry component through the API server's service proxy (which,
-    unlike a port-forward, follows the Service's ready endpoints). Every request must succeed."""
-    entry = cfg.entry_component
+def synthetic_proof(live, cfg, cluster, kube, helm, deploy_target, built, docker_client) -> tuple:
+    """Every app release is rolled to a new image tag and back, one after another, while the
+    request loop of stage 4 runs through the API server's service proxy (which, unlike a
+    port-forward, follows the Service's ready endpoints)."""
     apps = [p for p in live.plan.releases if p.component.role == "app"]
     tag = f"{cfg.version}-zd"
     for p in apps:
         docker_client.images.get(built(p.component)).tag(p.component.image, tag)
         cluster.load_image(f"{p.component.image}:{tag}")
-
-    def upgrade(p, image_tag: str | None) -> deploy.Outcome:
-        return deploy.deploy(deploy_target, plan_mod.with_image_tag(helm, p, image_tag) if image_tag else p)
-
-    def send(path: str) -> tuple[int | None, str]:
-        status, body = kube_mod.service_request(kube, cfg.namespace, entry.release, entry.port, path, timeout_s=5)
-        return status, body[:120].decode(errors="replace")
-
-    paths = list(dict.fromkeys(filter(None, [entry.health_path, entry.readiness_path])))
-    with web.RequestLoop(paths, interval_s=0.05, send=send) as loop:
+    with deploy_fixtures.request_loop(cfg, kube, live.plan) as loop:
         time.sleep(1)
         # One release at a time, as stage 4 deploys and as the quota fit was computed.
-        up = [upgrade(p, tag) for p in apps]
-        down = [upgrade(p, None) for p in apps]  # back to the plan: the next run has nothing to change
+        up = [deploy.deploy(deploy_target, plan_mod.with_image_tag(helm, p, tag)) for p in apps]
+        down = [deploy.deploy(deploy_target, p) for p in apps]  # back to the plan: the next run has nothing to change
         time.sleep(1)
-    figures.add("zero downtime", releases=", ".join(p.release for p in apps), requests=loop.result.total,
-                failed=loop.result.failed, seconds=round(loop.result.duration_s, 1),
-                rollouts=sum(1 for o in up + down if o.ok and not o.skipped))
-    assert all(o.ok for o in up + down), "upgrade failed: " + "; ".join(o.message for o in up + down if not o.ok)
-    assert loop.result.total > 0 and loop.result.failed == 0, (
-        f"during the rolling updates: {loop.result}; limit 0 failed. Fix: readiness probes must gate traffic, "
+    failed = [o.message for o in up + down if not o.ok]
+    return loop.result, failed
+
+
+def test_zero_downtime(request, live, cfg, cluster, kube, helm, deploy_target, built, docker_client, figures):
+    """Every request succeeds while releases roll. The proof is the real upgrade of stage 4
+    when it changed a serving release; else the one recorded for exactly this render (chart,
+    values, images); else (a first install, or --prove-zero-downtime) a synthetic roll of
+    every app to a new tag and back."""
+    key = proofs.key([p.digest() for p in live.plan.releases])
+    forced = request.config.getoption("prove_zero_downtime")
+    if live.upgrade_loop is not None and not forced:
+        how, result, failed = "real upgrade", live.upgrade_loop, []
+    else:
+        recorded = proofs.read(kube, cfg.namespace)
+        if not forced and not live.changed() and recorded is not None and recorded.key == key:
+            figures.add("zero downtime", proof="reused", detail=recorded.describe())
+            progress.say(f"zero downtime: {recorded.describe()}")
+            return
+        how = "synthetic"
+        result, failed = synthetic_proof(live, cfg, cluster, kube, helm, deploy_target, built, docker_client)
+    figures.add("zero downtime", proof=how, requests=result.total, failed=result.failed,
+                seconds=round(result.duration_s, 1), releases=", ".join(o.release for o in live.changed()) or "-")
+    assert not failed, "a rollout of the proof failed: " + "; ".join(failed)
+    assert result.total > 0 and result.failed == 0, (
+        f"during the rolling updates ({how}): {result}; limit 0 failed. Fix: readiness probes must gate traffic, "
         "maxUnavailable 0, and a preStop sleep must cover the endpoint removal.")
+    revisions = {p.release: helm_mod.last_deployed_revision(helm.history(p.release)) for p in live.plan.releases}
+    proofs.record(kube, cfg.namespace, proofs.Proof(key, how, revisions, result.total, result.failed, time.time()))
