@@ -20,6 +20,7 @@ CERT_DIR=/var/run/kubernetes
 KUBECONFIG_PATH=$CERT_DIR/admin.kubeconfig
 CONTAINERD_SOCK=/run/shipcheck-containerd/containerd.sock
 CONTAINERD_ROOT=/var/lib/shipcheck-containerd
+REGISTRY_HOSTS_DIR=/etc/shipcheck-containerd/certs.d
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
 COREDNS_IMAGE=registry.k8s.io/coredns/coredns:$COREDNS_VERSION
 CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
@@ -39,7 +40,7 @@ host_packages() {
 
 start_containerd() {
   if [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; then return; fi
-  mkdir -p "$STATE" "$(dirname "$CONTAINERD_SOCK")" /opt/cni/bin /etc/cni/net.d
+  mkdir -p "$STATE" "$(dirname "$CONTAINERD_SOCK")" /opt/cni/bin /etc/cni/net.d "$REGISTRY_HOSTS_DIR"
   cat > "$STATE/containerd.toml" <<EOF
 version = 2
 root = "$CONTAINERD_ROOT"
@@ -58,6 +59,10 @@ state = "/run/shipcheck-containerd/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/opt/cni/bin"
     conf_dir = "/etc/cni/net.d"
+  # Per-registry settings (a CA to trust, in <host:port>/hosts.toml), read at every pull:
+  # the registry path of the pipeline adds its registry here without restarting anything.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$REGISTRY_HOSTS_DIR"
 EOF
   log "starting containerd for Kubernetes on $CONTAINERD_SOCK (log $STATE/containerd.log)"
   nohup containerd --config "$STATE/containerd.toml" >"$STATE/containerd.log" 2>&1 &
