@@ -30,8 +30,11 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/venv/bin:$PATH
 # uvicorn reads UVICORN_* variables: requests still running 8 s after SIGTERM are cut, so
-# the container stops inside Docker's and Kubernetes' default grace periods.
-ENV UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=8
+# the container stops inside Docker's and Kubernetes' default grace periods. Idle
+# keep-alive connections are kept longer than the frontend's client keeps them (Node's
+# fetch: 4 s), so the server never closes one that the client is about to reuse (a POST on
+# such a connection fails with "other side closed" and cannot safely be sent again).
+ENV UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN=8 UVICORN_TIMEOUT_KEEP_ALIVE=65
 WORKDIR /app
 COPY --from=deps /opt/venv /opt/venv
 COPY --chown=1001:1001 alembic.ini ./
