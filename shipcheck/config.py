@@ -1,33 +1,29 @@
 """The pipeline's configuration (version 2): one YAML file describing the app, validated on load.
 
-The shape of every field is data: `shipcheck.schema.json` (JSON Schema 2020-12), checked with
-jsonschema. This module keeps only what a schema cannot say: that paths exist and stay inside
-the repository, that names refer to components and Secrets that exist, that quota values are
-Kubernetes quantities. Every problem names its dotted field and is found before anything is
-built, so a typo costs a second, not a ten-minute build. `--set a.b=c` overrides are applied
-to the raw document first and validated the same way.
+The shape of every field is data: `shipcheck.schema.json` (JSON Schema 2020-12, checked with
+jsonschema in config_schema.py); what a schema cannot say (paths inside the repository, names
+that refer to declared things, quota quantities) is in config_rules.py; the YAML is read by
+config_yaml.py, which refuses duplicate keys, tags and aliases gone wrong. This module holds
+the objects everyone codes against and builds them, defaults resolved. Every problem names
+its dotted field and is found before anything is built, so a typo costs a second, not a
+ten-minute build. `--set a.b=c` overrides are applied to the raw document first and
+validated the same way.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
-import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import config_schema, config_yaml
+from . import config_rules, config_schema, config_yaml
+from .config_rules import BROWSER_STAGES, REQUEST_STAGES, SECRET_REF, repository_of, resolve_path
 
 ROLES = ("app", "database")
 HADOLINT_THRESHOLDS = ("error", "warning", "info", "style")
 PROVIDERS = ("auto", "existing", "minikube", "kind", "k3d", "local")
 DEFAULT_TIMEOUTS_S = {"build": 1200.0, "container_healthy": 90.0, "deploy": 300.0, "readiness_grace": 60.0}
-BUILTIN_VARIABLES = ("user", "run")  # template variables of checks: a user id and a random run id
-REQUEST_STAGES, BROWSER_STAGES = (2, 5), (5,)
-SECRET_REF = re.compile(r"\$\{secret:([^:}]*):([^}]*)\}")  # run_env: ${secret:SECRET-NAME:KEY}
-TEMPLATE_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(ValueError):
@@ -202,182 +198,6 @@ def apply_overrides(doc: Any, overrides: list[str]) -> Any:
     return doc
 
 
-# --- what the schema cannot say -----------------------------------------------------------
-def repository_of(directory: Path) -> Path:
-    """The git top level above `directory` (a .git directory or worktree file), else itself.
-    Found by walking up, not by running git: validation starts no process."""
-    for candidate in (directory, *directory.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return directory
-
-
-def _path(base: Path, repo: Path, value: str, where: str, kind: str, problems: list[str]) -> Path:
-    path = (base / value).resolve()
-    exists = path.is_file() if kind == "file" else path.is_dir()
-    if not exists:
-        problems.append(f"{where}: {'file' if kind == 'file' else 'directory'} {value!r} does not exist (looked in {base})")
-    elif not path.is_relative_to(repo):
-        problems.append(f"{where}: {value!r} is outside the repository {repo}; the build and charts may only "
-                        "read files inside it (move it in, or the configuration next to it)")
-    elif kind == "chart" and not (path / "Chart.yaml").is_file():
-        problems.append(f"{where}: {value!r} has no Chart.yaml; give a Helm chart directory")
-    return path
-
-
-_QUOTA_KEYS = {"cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory", "requests.storage",
-               "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage"}
-_QUOTA_COUNTS = {"pods", "services", "services.loadbalancers", "services.nodeports", "secrets", "configmaps",
-                 "persistentvolumeclaims", "replicationcontrollers", "resourcequotas"}
-_QUOTA_PATTERNS = (re.compile(r"^count/[a-z0-9.-]+$"),
-                   re.compile(r"^[a-z0-9.-]+\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)$"),
-                   re.compile(r"^(requests\.)?hugepages-[0-9]+[KMG]i$"),
-                   re.compile(r"^(requests|limits)\.[a-z0-9.-]+/[a-z0-9._-]+$"))  # extended resources
-_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
-
-
-@cache
-def _parse_quantity():
-    """kubernetes' own `parse_quantity`, loaded from its module file: importing the package
-    imports the whole API client (about 0.5 s, most of what validation costs), and this
-    module needs only `decimal`."""
-    spec = importlib.util.find_spec("kubernetes")
-    origin = Path(spec.origin).parent / "utils" / "quantity.py" if spec and spec.origin else None
-    if origin is None or not origin.is_file():
-        from kubernetes.utils import parse_quantity
-
-        return parse_quantity
-    module_spec = importlib.util.spec_from_file_location("shipcheck._kubernetes_quantity", origin)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.parse_quantity
-
-
-def _quota_problems(quota: dict, problems: list[str]) -> None:
-    for key, value in quota.items():
-        where = f"resource_quota.{key}"
-        count = key in _QUOTA_COUNTS or key.startswith("count/") or key.endswith("/persistentvolumeclaims")
-        if not (key in _QUOTA_KEYS or count or any(p.match(key) for p in _QUOTA_PATTERNS)):
-            known = sorted(_QUOTA_KEYS | _QUOTA_COUNTS)
-            problems.append(f"{where}: not a ResourceQuota key (known: {', '.join(known)}, count/<resource>)")
-            continue
-        text = str(value)
-        if not _QUANTITY.match(text):
-            problems.append(f"{where}: must be a non-negative Kubernetes quantity such as 3, 500m or 8Gi, got {value!r}")
-            continue
-        try:
-            amount = _parse_quantity()(text)
-        except ValueError as exc:
-            problems.append(f"{where}: not a Kubernetes quantity ({exc}), e.g. 3, 500m or 8Gi")
-            continue
-        if count and amount != int(amount):
-            problems.append(f"{where}: must be a whole number of objects, got {value!r}")
-
-
-def _template_problems(checks: list[dict], entry: str | None, problems: list[str]) -> None:
-    """Every {variable} a check uses is built in or captured by an earlier check that runs in
-    each of this check's stages."""
-    captured: dict[str, set[int]] = {}  # variable -> stages in which it is available
-    names: set[str] = set()
-    for i, check in enumerate(checks):
-        where = f"checks[{i}]"
-        if check["name"] in names:
-            problems.append(f"{where}.name: {check['name']!r} is the name of an earlier check; names must be unique")
-        names.add(check["name"])
-        stages = set(check.get("stages") or (BROWSER_STAGES if "browser" in check else REQUEST_STAGES))
-        for part in ("request", "expect", "browser"):
-            for text in _strings(check.get(part)):
-                for variable in TEMPLATE_VARIABLE.findall(text):
-                    if variable in BUILTIN_VARIABLES or stages <= captured.get(variable, set()):
-                        continue
-                    known = ", ".join(["user", "run", *captured]) 
-                    problems.append(f"{where}.{part}: {{{variable}}} is not captured by an earlier check that runs in "
-                                    f"stages {sorted(stages)} (variables: {known})")
-        for variable in check.get("capture", {}):
-            if variable in BUILTIN_VARIABLES:
-                problems.append(f"{where}.capture.{variable}: is a built-in variable; choose another name")
-            captured[variable] = captured.get(variable, set()) | stages
-
-
-def _strings(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _reference_problems(doc: dict, problems: list[str]) -> str | None:
-    """Names that must refer to something declared; returns the entry component's name."""
-    components = doc["components"]
-    apps = [n for n, c in components.items() if c.get("role", "app") == "app"]
-    entry = doc.get("entry")
-    if entry is None:
-        if len(apps) == 1:
-            entry = apps[0]
-        else:
-            problems.append(f"entry: required when there is {'no' if not apps else 'more than one'} app component "
-                            f"({', '.join(apps) or 'every component has role database'}): name the one users reach")
-    elif entry not in apps:
-        problems.append(f"entry: {entry!r} is not an app component (app components: {', '.join(apps) or 'none'})")
-    releases: dict[str, str] = {}
-    for name, comp in components.items():
-        where = f"components.{name}"
-        for target in comp.get("connects_to", []):
-            if target == name or target not in components:
-                problems.append(f"{where}.connects_to: {target!r} is not another component "
-                                f"(components: {', '.join(components)})")
-        if "chart" in comp:
-            release = comp.get("release", name)
-            if release in releases:
-                problems.append(f"{where}.release: {release!r} is also the release of components.{releases[release]}; "
-                                "two charts in one release overwrite each other: give each its own")
-            releases.setdefault(release, name)
-        else:
-            for key in ("release", "values_files", "values"):
-                if key in comp:
-                    problems.append(f"{where}.{key}: only used with a chart; add chart or remove {key}")
-        database = comp.get("database")
-        if database and database["password_secret"] in doc.get("secrets", {}):
-            problems.append(f"{where}.database.password_secret: {database['password_secret']!r} is also declared in "
-                            "secrets; the suite creates it from the database block: use another name")
-        for env, value in comp.get("run_env", {}).items():
-            for secret, key in SECRET_REF.findall(value):
-                if not _secret_has(doc, secret, key):
-                    problems.append(f"{where}.run_env.{env}: ${{secret:{secret}:{key}}} names no declared Secret key "
-                                    f"(secrets: {', '.join(_secret_keys(doc)) or 'none'})")
-    for secret, keys in doc.get("secrets", {}).items():
-        for key, source in keys.items():
-            database = source.get("database_url", {}).get("database")
-            if database is not None and components.get(database, {}).get("role") != "database":
-                names = [n for n, c in components.items() if c.get("role") == "database"]
-                problems.append(f"secrets.{secret}.{key}.database_url.database: {database!r} is not a database "
-                                f"component (database components: {', '.join(names) or 'none'})")
-    for i, check in enumerate(doc.get("checks", [])):
-        target = check.get("component", entry)
-        if "component" in check and target not in apps:
-            problems.append(f"checks[{i}].component: {target!r} is not an app component "
-                            f"(app components: {', '.join(apps) or 'none'})")
-    return entry
-
-
-def _secret_has(doc: dict, secret: str, key: str) -> bool:
-    if key in doc.get("secrets", {}).get(secret, {}):
-        return True
-    return any((c.get("database") or {}).get("password_secret") == secret and c["database"]["password_key"] == key
-               for c in doc["components"].values())
-
-
-def _secret_keys(doc: dict) -> list[str]:
-    keys = [f"{s}:{k}" for s, ks in doc.get("secrets", {}).items() for k in ks]
-    return keys + [f"{d['password_secret']}:{d['password_key']}" for c in doc["components"].values()
-                   if (d := c.get("database"))]
-
-
 # --- building the objects -----------------------------------------------------------------
 def _key_source(source: dict) -> KeySource:
     if "env" in source:
@@ -393,14 +213,14 @@ def _component(name: str, doc: dict, cfg: dict, base: Path, repo: Path, problems
                database_keys: set[tuple[str, str]]) -> Component:
     where = f"components.{name}"
     before = len(problems)
-    context = _path(base, repo, doc["context"], f"{where}.context", "directory", problems)
+    context = resolve_path(base, repo, doc["context"], f"{where}.context", "directory", problems)
     if "dockerfile" in doc or len(problems) == before:  # the default says nothing new when the context is wrong
-        dockerfile = _path(base, repo, doc.get("dockerfile", str(Path(doc["context"]) / "Dockerfile")),
-                           f"{where}.dockerfile", "file", problems)
+        dockerfile = resolve_path(base, repo, doc.get("dockerfile", str(Path(doc["context"]) / "Dockerfile")),
+                                  f"{where}.dockerfile", "file", problems)
     else:
         dockerfile = context / "Dockerfile"
-    chart = _path(base, repo, doc["chart"], f"{where}.chart", "chart", problems) if "chart" in doc else None
-    values_files = tuple(_path(base, repo, v, f"{where}.values_files[{i}]", "file", problems)
+    chart = resolve_path(base, repo, doc["chart"], f"{where}.chart", "chart", problems) if "chart" in doc else None
+    values_files = tuple(resolve_path(base, repo, v, f"{where}.values_files[{i}]", "file", problems)
                          for i, v in enumerate(doc.get("values_files", [])))
     refs = {ref for value in doc.get("run_env", {}).values() for ref in SECRET_REF.findall(value)}
     return Component(
@@ -451,9 +271,9 @@ def parse(doc: Any, root: Path) -> Config:
         raise ConfigError(problems)  # the checks below rely on the shape the schema guarantees
     root = Path(root).resolve()
     repo = repository_of(root)
-    entry = _reference_problems(doc, problems)
-    _quota_problems(doc.get("resource_quota", {}), problems)
-    _template_problems(doc.get("checks", []), entry, problems)
+    entry = config_rules.reference_problems(doc, problems)
+    config_rules.quota_problems(doc.get("resource_quota", {}), problems)
+    config_rules.template_problems(doc.get("checks", []), problems)
     secrets = {name: {key: _key_source(s) for key, s in keys.items()} for name, keys in doc.get("secrets", {}).items()}
     database_keys = {(name, key) for name, keys in secrets.items() for key, s in keys.items() if s.kind == "database_url"}
     components = {name: _component(name, c, doc, root, repo, problems, database_keys)

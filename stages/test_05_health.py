@@ -203,7 +203,7 @@ def test_zero_downtime_upgrade(live, cfg, cluster, kube, kubectl, helm, built, d
     """Every app release is upgraded to a new image tag and back, one after another, while
     a request loop hits the frontend through the API server's service proxy (which, unlike a
     port-forward, follows the Service's ready endpoints). Every request must succeed."""
-    front = next(a for a in cfg.apps if a.run_env)
+    front = cfg.entry_component  # config v2 declares it (the backend now has a run_env too)
     apps = [c for c in live.components if c.role == "app"]
     tag = f"{cfg.version}-zd"
     for app in apps:
