@@ -3,6 +3,7 @@ process, no file written. `./pipeline` runs it before set-up; the pytest plugin 
 `problems()` in pytest_configure.
 
     python -m shipcheck.validate [--shipcheck-config PATH] [--set K=V ...] [--cluster X]
+    python -m shipcheck.validate --ignore-unknown "$@"   # ./pipeline: its pytest arguments as given
     python -m shipcheck.validate --field-table      # the README's configuration table
 
 Prints each problem on its own line (to stderr) and exits 2 when there is any, else prints
@@ -45,7 +46,8 @@ def problems(path: Path, overrides: Sequence[str] = (), cluster: str | None = No
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shipcheck.validate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shipcheck.validate", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)  # a pytest option must never pass for an abbreviation of ours
     parser.add_argument("--shipcheck-config", type=Path, default=None,
                         help="configuration file (env SHIPCHECK_CONFIG; default shipcheck.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -53,7 +55,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser.add_argument("--cluster", default=environ.get("SHIPCHECK_CLUSTER") or None,
                         help=f"cluster provider to check: {', '.join(config.PROVIDERS)} (env SHIPCHECK_CLUSTER)")
     parser.add_argument("--field-table", action="store_true", help="print the README's configuration table and exit")
-    args = parser.parse_args(argv)
+    parser.add_argument("--ignore-unknown", action="store_true",
+                        help="ignore arguments that are not ours: ./pipeline passes its pytest arguments through")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not args.ignore_unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.field_table:
         sys.stdout.write(config_schema.field_table())
         return 0

@@ -339,3 +339,18 @@ def test_the_guard_sees_a_side_effect(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(validate, "problems", writes)
     with pytest.raises(SideEffect, match="open"):
         run_guarded(["--shipcheck-config", "x"], {}, capsys)
+
+
+def test_pytest_arguments_pass_through_with_ignore_unknown(project, capsys):
+    """./pipeline hands its pytest arguments over as they are: ours are read, pytest's ignored."""
+    path = project / "shipcheck.yaml"
+    argv = ["--ignore-unknown", "-k", "not slow", f"--shipcheck-config={path}", "-x", "--set=namespace=Bad",
+            "stages/", "--cluster", "kind", "--values-profile", "small"]
+    code, _, err = run_guarded(argv, GOOD_ENV, capsys)
+    assert code == 2 and err.startswith("namespace: must be a DNS-1123 label")
+
+
+def test_unknown_arguments_are_refused_without_ignore_unknown(project, capsys):
+    with pytest.raises(SystemExit) as info:
+        validate.main(["--shipcheck-config", str(project / "shipcheck.yaml"), "-k", "x"], environ=GOOD_ENV)
+    assert info.value.code == 2 and "unrecognized arguments: -k x" in capsys.readouterr().err
