@@ -84,11 +84,14 @@ def _messages(error) -> Iterator[str]:
     where = dotted(path)
     rule = _rule(subschema, keyword)
     got = f", got {show(value)}" if not isinstance(value, (dict, list)) else ""
+    hidden = subschema.get("x-hide-value")  # where a pasted secret would land: never echo it
+    if hidden:
+        got = " (the value is not shown: it may be a secret)"
     if keyword == "type":
         expected = subschema["type"] if isinstance(subschema["type"], list) else [subschema["type"]]
         if "number" in expected and "integer" in expected:
             expected = [t for t in expected if t != "integer"]
-        shown = "" if value is None else f" {show(value)}"
+        shown = "" if value is None else " (not shown)" if hidden else f" {show(value)}"
         hint = " (quote it)" if "string" in expected and kind(value) in ("integer", "number", "boolean", "date") else ""
         if kind(value) == "boolean" and "string" in expected:
             hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)"

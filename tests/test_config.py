@@ -419,9 +419,11 @@ BAD = [
      "secrets.api-secret.auth: optional applies only to env"),
     (_set("secrets.api-secret.auth", {"generate": 8}), "secrets.api-secret.auth.generate: must be a length of 16-1024 "
                                                        "characters, got 8"),
-    (_set("secrets.api-secret.key", {"env": "api-key"}), "secrets.api-secret.key.env: must be an environment variable "
-                                                         "name: letters, digits and '_', not starting with a digit, "
-                                                         "got 'api-key'"),
+    (_set("secrets.api-secret.key", {"env": "api-key"}), "secrets.api-secret.key.env: must be the name of an environment "
+                                                         "variable (letters, digits and '_'), not its value (the value "
+                                                         "is not shown: it may be a secret)"),
+    (_set("secrets.api-secret.key", {"env": 42}), "secrets.api-secret.key.env: expected a string, got integer "
+                                                  "(not shown) (quote it)"),
     (_set("secrets.api-secret.url.database_url.scheme", "mysql"), "secrets.api-secret.url.database_url.scheme: must "
                                                                    "be postgres, postgresql or postgresql+DRIVER, got "
                                                                    "'mysql'"),

@@ -188,6 +188,9 @@ CASES: dict[str, Case] = {
                                     edit(lambda d: d["secrets"]["api-secret"]["api-key"].update(generate=32))),
     "a boolean key (yes:)": Case("config_maps.web-settings.True: the key is boolean true, not a string",
                                  edit(lambda d: d["config_maps"]["web-settings"].update({True: "1"}))),
+    "a pasted key where the variable name goes": Case(
+        "secrets.api-secret.api-key.env: must be the name of an environment variable",
+        edit(lambda d: d["secrets"]["api-secret"]["api-key"].update(env=f"sk-or-v1-{CANARY}"))),
     "database_url scheme mysql": Case("secrets.api-secret.database-url.database_url.scheme: must be postgres",
                                       edit(lambda d: d["secrets"]["api-secret"]["database-url"]["database_url"].update(
                                           scheme="mysql"))),
