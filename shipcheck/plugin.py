@@ -25,7 +25,8 @@ from typing import Callable
 import pytest
 
 from . import commands, progress
-from .config import Config, ConfigError, load
+from . import validate
+from .config import Config
 
 STAGE_NAMES = {1: "build", 2: "containers", 3: "charts", 4: "deploy", 5: "health", 6: "cleanup"}
 CONFIG_KEY = pytest.StashKey[Config]()
@@ -93,10 +94,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "order: stage order (pytest-order)")
     path = Path(config.getoption("shipcheck_config") or Path(config.rootpath) / "shipcheck.yaml")
-    try:
-        config.stash[CONFIG_KEY] = load(path, config.getoption("shipcheck_set"))
-    except ConfigError as exc:
-        raise pytest.UsageError(f"shipcheck configuration {path}: {exc}") from None
+    # Bad configuration, environment or options stop the run here, before anything is built.
+    cfg, problems = validate.problems(path, config.getoption("shipcheck_set"), config.getoption("cluster"))
+    ca = config.getoption("ca_bundle")
+    if ca not in ("auto", "none") and not Path(ca).is_file():
+        problems.append(f"--ca-bundle {ca}: no such file (give a CA bundle's path, 'auto' or 'none'; env "
+                        "SHIPCHECK_CA_BUNDLE)")
+    if problems or cfg is None:
+        raise pytest.UsageError(f"shipcheck configuration {path}:\n" + "\n".join(problems))
+    config.stash[CONFIG_KEY] = cfg
     config.stash[FIGURES_KEY] = Figures()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
