@@ -86,7 +86,7 @@ class LiveOutput:
         width = getattr(getattr(self.reporter, "_tw", None), "width_of_current_line", 0)
         opened = width not in (0, self._width)
         self._width = width
-        if isinstance(self.reporter.currentfspath, str):  # -v: the test's location, to be written again
+        if isinstance(getattr(self.reporter, "currentfspath", None), str):  # -v: the test's location, written again
             opened, self.reporter.currentfspath = True, None
         return opened
 

@@ -197,8 +197,9 @@ class Reports:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report) -> None:
+        """The app and version for a pipeline run (called before collection: judged by its arguments)."""
         cfg = self.config.stash.get(CONFIG_KEY, None)
-        if cfg is not None:
+        if cfg is not None and any("stages" in Path(arg.split("::")[0]).parts for arg in self.config.args):
             report.title = f"shipcheck: {cfg.app} {cfg.version}"
 
     @pytest.hookimpl(optionalhook=True)

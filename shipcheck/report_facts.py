@@ -177,16 +177,17 @@ class PhasePeak:
 
 def quota_peaks(rows: list[dict]) -> list[PhasePeak]:
     """Per recorded phase (and values profile), the resource closest to its limit: stage 3's
-    rows hold each resource as 'used / limit (share%)'."""
-    peaks = []
+    rows hold each resource as 'used / limit (share%)'. A phase recorded twice counts once."""
+    peaks: dict[tuple[str, str, str], PhasePeak] = {}
     for row in rows:
         shares = [(float(m.group(1)), key) for key, cell in row.items() if isinstance(cell, str)
                   for m in [_SHARE.search(cell)] if m and " / " in cell]
         if shares:
             share, resource = max(shares)
-            peaks.append(PhasePeak(str(row.get("values", "")), str(row.get("phase", "")), str(row.get("against", "")),
-                                   share, resource, bool(row.get("fits", share <= 100))))
-    return peaks
+            peak = PhasePeak(str(row.get("values", "")), str(row.get("phase", "")), str(row.get("against", "")),
+                             share, resource, bool(row.get("fits", share <= 100)))
+            peaks[peak.values, peak.phase, peak.against] = peak
+    return list(peaks.values())
 
 
 def image_sizes(rows: list[dict]) -> list[tuple[str, float, float]]:

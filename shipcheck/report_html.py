@@ -21,6 +21,7 @@ CSS = """
 body{display:flex;flex-direction:column;max-width:1400px}
 #title{order:0}body>p{order:1}.summary{order:2}#results-table{order:3}
 #environment-header{order:4}#environment{order:5}footer{order:6}
+#title{margin:6px 0 0}body>p{margin:2px 0 8px;color:#666}.summary__data>h2{display:none}
 .sc{color:#222;font-size:13px;line-height:1.35}
 .sc h3{font-size:13px;margin:0 0 6px;color:#333;text-transform:uppercase;letter-spacing:.04em}
 .sc-verdict{font-size:20px;font-weight:bold;padding:8px 12px;border-radius:4px;margin:4px 0 10px}

@@ -218,6 +218,7 @@ def test_green_summary_has_the_stage_row_and_no_failure(green):
 
 def test_green_top_shows_verdict_stages_and_headline_pictures(green):
     top = green.top()
+    assert '<title id="head-title">shipcheck: shipcheck-unit v0.0.1-test</title>' in green.html
     assert "sc-verdict passed" in top and "5 stages passed" in top
     assert top.count("class='sc-stage passed'") == 5
     for title in ("Image sizes against budgets", "Quota peak per phase", "Deploy to Ready", "Zero downtime",

@@ -129,7 +129,9 @@ def test_quota_peaks_take_the_resource_nearest_its_limit():
              "requests.cpu": "1.1 / 3 (37%)", "limits.cpu": "2.5 / 3 (83%)", "pods": "5 / 10 (50%)", "fits": True},
             {"values": "seed", "phase": "rolling update", "against": "quota q", "limits.cpu": "3.25 / 3 (108%)",
              "fits": False},
-            {"values": "x", "phase": "no shares", "against": "quota q", "fits": True}]
+            {"values": "x", "phase": "no shares", "against": "quota q", "fits": True},
+            {"values": "seed", "phase": "rolling update", "against": "quota q", "limits.cpu": "3.25 / 3 (108%)",
+             "fits": False}]  # the same phase recorded again
     peaks = quota_peaks(rows)
     assert [(p.phase, p.share, p.resource, p.fits) for p in peaks] == [
         ("at rest", 83.0, "limits.cpu", True), ("rolling update", 108.0, "limits.cpu", False)]
