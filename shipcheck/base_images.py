@@ -157,7 +157,8 @@ class Dockerfile:
 
 _APK = re.compile(r"(?:^|[\s;&|(`])(?:/sbin/)?apk\s+(?:-{1,2}[\w-]+(?:=\S+)?\s+)*"
                   r"(?:add|del|update|upgrade|info|fix|cache|search|fetch|version)\b")
-_VAR = re.compile(r"(?<!\\)\$(?:\{(?P<braced>[A-Za-z_]\w*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}|(?P<plain>[A-Za-z_]\w*))")
+_VAR = re.compile(r"(?<!\\)\$(?:\{(?P<braced>[A-Za-z_]\w*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
+                  r"|(?P<plain>[A-Za-z_]\w*))")
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][\w.-]*)\2")
 
 

@@ -69,18 +69,20 @@ _APK_MISSING = re.compile(r"\bapk: (?:command )?not found|exec: \"?apk\"?: execu
 # error ("failed to do request: Head https://registry-1.docker.io/...: no such host", "pull access
 # denied", "failed to resolve source metadata"); the legacy builder: "Step 1/5 : FROM ..." then
 # 'Get "https://registry-1.docker.io/v2/": ...'.
-_BASE_MISSING = re.compile(r"failed to resolve source metadata|pull access denied|manifest unknown|repository does not "
-                           r"exist|failed to create LLB definition|registry-1\.docker\.io|^\s*> \[internal\] load metadata",
-                           re.I | re.M)
+_BASE_MISSING = re.compile(r"failed to resolve source metadata|pull access denied|manifest unknown"
+                           r"|repository does not exist|failed to create LLB definition|registry-1\.docker\.io"
+                           r"|^\s*> \[internal\] load metadata", re.I | re.M)
 _BASE_REF = re.compile(r"^\s*> \[internal\] load metadata for (\S+?):\s*$|source metadata for (\S+?):?(?:\s|$)"
                        r"|pull access denied for ([^,\s]+)|manifest for (\S+) not found", re.I | re.M)
 _LEGACY_FROM = re.compile(r"^Step \d+/\d+ : FROM (?:--platform=\S+ )?(\S+)", re.M)
 _TLS = re.compile(r"CERTIFICATE_VERIFY_FAILED|SELF_SIGNED_CERT_IN_CHAIN|self[- ]signed certificate"
-                  r"|UNABLE_TO_GET_ISSUER_CERT|unable to get local issuer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE"
-                  r"|SSL certificate problem|certificate signed by unknown authority|Certificate verification failed", re.I)
+                  r"|UNABLE_TO_GET_ISSUER_CERT|unable to get local issuer certificate"
+                  r"|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SSL certificate problem|certificate signed by unknown authority"
+                  r"|Certificate verification failed", re.I)
 _NETWORK = re.compile(r"Temporary failure in name resolution|Temporary failure resolving|Could not resolve host"
-                      r"|getaddrinfo \w+|EAI_AGAIN|ENOTFOUND|Name or service not known|No address associated with hostname"
-                      r"|Network is unreachable|ENETUNREACH|EHOSTUNREACH|No route to host|Connection refused|ECONNREFUSED"
+                      r"|getaddrinfo \w+|EAI_AGAIN|ENOTFOUND|Name or service not known"
+                      r"|No address associated with hostname|Network is unreachable|ENETUNREACH|EHOSTUNREACH"
+                      r"|No route to host|Connection refused|ECONNREFUSED"
                       r"|Failed to establish a new connection|Connection timed out|ETIMEDOUT|network timeout", re.I)
 
 

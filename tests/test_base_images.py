@@ -23,8 +23,8 @@ def test_arg_default_and_build_arg_override():
 
 
 def test_an_arg_default_may_name_an_earlier_arg():
-    text = "ARG NODE_IMAGE=node:20-alpine\nARG RUNTIME_IMAGE=${NODE_IMAGE}\nFROM $NODE_IMAGE AS b\nFROM ${RUNTIME_IMAGE}\n" \
-           "COPY --from=b /x /x\n"
+    text = ("ARG NODE_IMAGE=node:20-alpine\nARG RUNTIME_IMAGE=${NODE_IMAGE}\n"
+            "FROM $NODE_IMAGE AS b\nFROM ${RUNTIME_IMAGE}\nCOPY --from=b /x /x\n")
     assert parse(text).images() == ["node:20-alpine"]
     assert parse(text, {"NODE_IMAGE": "node:20-slim"}).images() == ["node:20-slim"]
     assert parse(text, {"RUNTIME_IMAGE": "node:20-slim"}).images() == ["node:20-alpine", "node:20-slim"]
@@ -65,7 +65,8 @@ def test_copy_from_an_image_and_mount_from_count():
 
 
 def test_continuations_comments_and_escape_directive():
-    text = "# escape=`\nARG A=python:3.11-slim\nFROM `\n  # a comment in between\n  ${A} `\n  AS x\nRUN echo `\n  apk add\n"
+    text = ("# escape=`\nARG A=python:3.11-slim\nFROM `\n  # a comment in between\n  ${A} `\n  AS x\n"
+            "RUN echo `\n  apk add\n")
     df = parse(text)
     assert df.images() == ["python:3.11-slim"] and df.stages[0].name == "x"
     assert "apk add" in df.stages[0].runs[0][1]
@@ -102,7 +103,8 @@ def test_apk_is_found_only_in_stages_built_on_alpine():
             "FROM deps AS build\nRUN apk --no-cache update && npm ci\n"
             "FROM node:20-slim\nRUN echo apk add is alpine only\nCOPY --from=build /app /app\n")
     uses = parse(text).apk_uses()
-    assert [(u.line, u.stage.name, u.image) for u in uses] == [(2, "deps", "node:20-alpine"), (4, "build", "node:20-alpine")]
+    assert [(u.line, u.stage.name, u.image) for u in uses] == [(2, "deps", "node:20-alpine"),
+                                                                (4, "build", "node:20-alpine")]
 
 
 @pytest.mark.parametrize("command", ["cp app.apk /srv", "echo apk", "npm i apk-parser", "ls /etc/apk"])
@@ -154,7 +156,8 @@ def test_recipes(ref, kind, suite, version, alpine):
 
 def test_differences_from_the_official_image_are_noted():
     assert recipe("python:3.13-slim").note == ""
-    assert recipe("node:20-bookworm-slim").note == "Debian bookworm has no Node.js 20: the stand-in is built from trixie"
+    assert recipe("node:20-bookworm-slim").note == ("Debian bookworm has no Node.js 20: the stand-in is built "
+                                                    "from trixie")
     assert "patch release is Debian's, not 3.13.2" in recipe("python:3.13.2-slim").note
     assert "compilers" in recipe("python:3.13").note
 
@@ -230,7 +233,8 @@ class FakeEngine:
         from shipcheck.commands import CommandResult
         self.scripts.append(argv)
         if self.script_ok:
-            self.present[argv[-1]] = FakeImage(argv[-1], {base_images.STAND_IN_LABEL: "debian-trixie python3.13 3.13.5"})
+            label = {base_images.STAND_IN_LABEL: "debian-trixie python3.13 3.13.5"}
+            self.present[argv[-1]] = FakeImage(argv[-1], label)
             return CommandResult(argv, 0, "[setup 1s] built", "", 61.0)
         return CommandResult(argv, 1, "", "[setup] ERROR: apt-get failed for python3.13", 5.0)
 
@@ -245,7 +249,8 @@ def engine(monkeypatch):
 
 
 def test_an_image_in_the_engine_is_used_as_it_is(engine):
-    fake = engine(present={"python:3.13-slim": None, "node:20-alpine": {base_images.STAND_IN_LABEL: "debian-trixie nodejs 20.19.2"}})
+    fake = engine(present={"python:3.13-slim": None,
+                           "node:20-alpine": {base_images.STAND_IN_LABEL: "debian-trixie nodejs 20.19.2"}})
     facts = base_images.ensure(["python:3.13-slim", "node:20-alpine"], fake)
     assert [(f.how, f.official, f.stand_in) for f in facts.values()] == [
         ("engine", True, None), ("engine", False, "debian-trixie nodejs 20.19.2")]
@@ -313,7 +318,8 @@ def test_apk_on_an_alpine_stand_in_stops_the_build_with_the_alpine_fix(engine, t
 
 def test_apk_on_the_official_alpine_is_fine(engine, tmp_path):
     from shipcheck import images
-    bases, problem = images.prepare_bases(_component(tmp_path, ALPINE_APK), {}, engine(present={"node:20-alpine": None}))
+    official = engine(present={"node:20-alpine": None})
+    bases, problem = images.prepare_bases(_component(tmp_path, ALPINE_APK), {}, official)
     assert problem is None and bases["node:20-alpine"].official
 
 

@@ -36,9 +36,11 @@ CURL_TLS = "curl: (60) SSL certificate problem: self-signed certificate in certi
 PIP_DNS = ("WARNING: Retrying ... after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection."
            "HTTPSConnection object>: Failed to establish a new connection: [Errno -3] Temporary failure in name "
            "resolution')': /simple/six/")
-APT_DNS = "#5 1.20 Err:1 http://deb.debian.org/debian trixie InRelease\n#5 1.20   Temporary failure resolving 'deb.debian.org'"
+APT_DNS = ("#5 1.20 Err:1 http://deb.debian.org/debian trixie InRelease\n"
+           "#5 1.20   Temporary failure resolving 'deb.debian.org'")
 NPM_REFUSED = "npm error code ECONNREFUSED\nnpm error syscall connect\nnpm error errno ECONNREFUSED"
-COMPILE = "#8 3.1 src/main.py:3: SyntaxError: invalid syntax\n#8 ERROR: process did not complete successfully: exit code: 1"
+COMPILE = ("#8 3.1 src/main.py:3: SyntaxError: invalid syntax\n"
+           "#8 ERROR: process did not complete successfully: exit code: 1")
 
 STAND_IN = {"python:3.13-slim": BaseFacts("python:3.13-slim", "engine", stand_in="debian-trixie python3.13 3.13.5")}
 OFFICIAL = {"python:3.13-slim": BaseFacts("python:3.13-slim", "pulled")}
