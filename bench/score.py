@@ -99,12 +99,47 @@ def tool(name: str) -> Path:
 
 
 def schema_location() -> str:
-    """kubeconform's template over kubernetes-validate's offline schemas (its "-local"
-    variants: the same files as yannh/kubernetes-json-schema, with local $refs)."""
-    import kubernetes_validate
+    """kubeconform's template over standalone schemas made from kubernetes-validate's
+    offline ones (no GitHub here for yannh/kubernetes-json-schema)."""
+    return str(standalone_schemas()) + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/" \
+        "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 
-    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-    return str(base) + "/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+
+def standalone_schemas() -> Path:
+    """kubernetes-validate's "-local" schemas point at "/api/_definitions.json#/$defs/..."
+    (resolved by its own loader, not by kubeconform's); these copies have every $ref
+    inlined (a type that contains itself, as CRDs' JSONSchemaProps, becomes {} at the
+    second level). Made once per kubernetes-validate version, in the cache."""
+    import kubernetes_validate
+    from kubernetes_validate.version import __version__ as kv_version
+
+    source = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    target = charts.cache_dir() / f"kubeconform-schemas-kubernetes-validate-{kv_version}"
+    done = target / f"v{KUBE_VERSION}.0.done"
+    if done.is_file():
+        return target
+    for strict in ("", "-strict"):
+        local = source / f"v{KUBE_VERSION}.0-local{strict}"
+        defs = json.loads((local / "_definitions.json").read_text())["$defs"]
+        out = target / f"v{KUBE_VERSION}.0-standalone{strict}"
+        out.mkdir(parents=True, exist_ok=True)
+
+        def inline(node, seen: tuple[str, ...] = ()):
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and "#/$defs/" in ref:
+                    name = ref.split("#/$defs/", 1)[1]
+                    return {} if name in seen else inline(defs[name], seen + (name,))
+                return {k: inline(v, seen) for k, v in node.items()}
+            if isinstance(node, list):
+                return [inline(v, seen) for v in node]
+            return node
+        for schema in local.glob("*.json"):
+            if schema.name.startswith("_") or schema.name == "all.json":
+                continue
+            (out / schema.name).write_text(json.dumps(inline(json.loads(schema.read_text()))))
+    done.write_text("ok\n")
+    return target
 
 
 def kube_score(binary: Path, manifests_file: Path) -> set[str]:

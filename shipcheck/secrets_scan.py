@@ -94,8 +94,8 @@ _TOKEN_BYTES = {rule: re.compile(pattern.encode()) for rule, (_, pattern) in TOK
 def _anchor_groups() -> list[tuple[re.Pattern[bytes], tuple[str, ...]]]:
     """Anchors grouped by their first character, one regex per group, with the rules they
     stand for. A regex whose branches share a first character is searched about as fast
-    as one literal (the engine skips to that character), so 12 groups cost 12 passes over
-    a file instead of 25 (measured: 8.1 s -> ~4 s for 169 MB of node_modules text)."""
+    as one literal (the engine skips to that character): 11 passes over a file instead of
+    21 (measured on 169 MB of a Next.js node_modules: 5.3 s -> 2.3 s, same files found)."""
     groups: dict[str, dict[str, list[str]]] = {}
     for rule, (anchors, _) in TOKEN_SHAPES.items():
         for anchor in anchors:
