@@ -6,20 +6,17 @@ builder, which has no secret or cache mounts); the SDK reads everything else.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 import sys
-import tarfile
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import base_images, commands, progress, secrets_scan
+from . import base_images, commands, progress
 from .config import Component, Config
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -287,44 +284,6 @@ class ImageFacts:
             labels=conf.get("Labels") or {},
             history=[h.get("CreatedBy", "") for h in reversed(image.history())],
         )
-
-
-def scan_layers(client, ref: str, cache: Path | None = None) -> list[secrets_scan.Finding]:
-    """Every file in every layer, deleted ones too: a file removed by a later layer still
-    ships in the earlier one. An image ID names its content, so with `cache` a result is
-    kept per image ID and version of the rules, and an unchanged image is not read again."""
-    rules = hashlib.sha256(Path(secrets_scan.__file__).read_bytes()).hexdigest()[:12]
-    image_id = client.images.get(ref).id.split(":")[-1]
-    saved = cache / f"{image_id}-{rules}.json" if cache else None
-    if saved and saved.exists():
-        return [secrets_scan.Finding(**f) for f in json.loads(saved.read_text())]
-    findings = _scan_layers(client, ref)
-    if saved:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps([{"where": f.where, "rule": f.rule} for f in findings]))
-    return findings
-
-
-def _scan_layers(client, ref: str) -> list[secrets_scan.Finding]:
-    findings = []
-    with tempfile.TemporaryDirectory(prefix="shipcheck-layers-") as tmp:
-        archive = Path(tmp) / "image.tar"
-        with archive.open("wb") as out:
-            for chunk in client.images.get(ref).save(named=False):
-                out.write(chunk)
-        with tarfile.open(archive) as image_tar:
-            manifest = json.load(image_tar.extractfile("manifest.json"))
-            for index, layer in enumerate(manifest[0]["Layers"], 1):
-                with tarfile.open(fileobj=image_tar.extractfile(layer)) as layer_tar:
-                    for member in layer_tar:
-                        if not member.isfile():
-                            continue
-                        path = "/" + member.name.lstrip("./")
-                        rule = secrets_scan.secret_file_rule(
-                            path, lambda m=member: layer_tar.extractfile(m).read(64 * 1024))
-                        if rule:
-                            findings.append(secrets_scan.Finding(f"layer {index}: {path}", rule))
-    return findings
 
 
 def hadolint(dockerfile: Path, threshold: str) -> list[dict]:
