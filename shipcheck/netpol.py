@@ -618,3 +618,33 @@ def _admits_outside(rule: Mapping, pod: Pod, number: int, protocol: str) -> bool
     # ingress controller's, say); an ipBlock admits addresses outside the cluster.
     peers = rule.get("from")
     return not peers or any("ipBlock" in p or "namespaceSelector" in p for p in peers)
+
+
+# --- from the configuration -----------------------------------------------------------------
+def declared_paths(components: Mapping[str, object]) -> list[Path]:
+    """The traffic the configuration declares: each component's `connects_to` (config v2).
+    Configurations without it (v1) declare it implicitly: an app whose run_env names another
+    component's Service (`://name:`) connects to it, and `uses_database` to every database."""
+    paths = []
+    for comp in components.values():
+        targets = list(getattr(comp, "connects_to", None) or ())
+        if not targets:
+            env = " ".join(str(v) for v in (getattr(comp, "run_env", None) or {}).values())
+            targets = [o.name for o in components.values() if o is not comp and f"://{o.name}:" in env]
+            if getattr(comp, "uses_database", False):
+                targets += [o.name for o in components.values() if getattr(o, "role", "app") == "database"]
+        for target in dict.fromkeys(targets):
+            if target in components and target != comp.name:
+                paths.append(Path(comp.name, target, int(getattr(components[target], "port"))))
+    return paths
+
+
+def entry_component(cfg) -> str | None:
+    """`entry` (config v2), else the app nobody connects to that connects to others (v1)."""
+    entry = getattr(cfg, "entry", None)
+    if entry:
+        return entry
+    paths = declared_paths(cfg.components)
+    servers = {p.server for p in paths}
+    clients = [p.client for p in paths if p.client not in servers]
+    return clients[0] if clients else None

@@ -267,6 +267,20 @@ def connect_from_stranger(apis, namespace: str, image: str, interpreter: str, ta
     return parse_outcomes(log)
 
 
+def live_policies(apis, namespace: str) -> list[netpol.Policy]:
+    """The namespace's NetworkPolicies as the cluster has them."""
+    from kubernetes import client
+
+    items = client.NetworkingV1Api(apis.api_client).list_namespaced_network_policy(namespace).items
+    return [netpol.Policy(p.metadata.name, namespace, apis.api_client.sanitize_for_serialization(p.spec) or {})
+            for p in items]
+
+
+def isolated_for_ingress(policies: list[netpol.Policy], namespace: str, labels: dict[str, str]) -> bool:
+    pod = netpol.Pod(labels, namespace)
+    return any("Ingress" in p.types and p.selects(pod) for p in policies)
+
+
 # --- does the cluster enforce NetworkPolicies? --------------------------------------------
 @dataclass
 class Enforcement:

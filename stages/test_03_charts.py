@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from shipcheck import charts, manifest_policy, namespace, quota
+from shipcheck import charts, manifest_policy, namespace, netpol, quota
 
 pytestmark = pytest.mark.order(3)
 
@@ -247,3 +247,25 @@ def test_small_profile_fits_one_2_core_node(cfg, chart_runs, render_profile, fig
     fit = quota.node_fit(quota.everything_at_once(footprints), SMALL_NODE, SMALL_NODE_SYSTEM_PODS, SMALL_NODE_HEADROOM)
     record_fits(figures, "small (values-small.yaml)", [fit])
     assert fit.ok, "\n".join(map(str, fit.overflows))
+
+
+def test_network_policies_admit_declared_traffic_only(cfg, chart_runs, figures):
+    """Every release's NetworkPolicies, as the pipeline renders them, against the declared
+    traffic: each declared path admitted, nothing undeclared admitted into an isolated
+    component, the entry reachable from outside the namespace. Components no policy
+    isolates are reported, never failed (helm create's charts have no policy)."""
+    renders = {name: run.renders["pipeline"] for name, run in chart_runs.items()}
+    failed = sorted(name for name, r in renders.items() if not r.ok)
+    if failed:
+        pytest.skip(f"{', '.join(failed)} did not render (see test_helm_template_renders)")
+    fix_keys = {c.name: getattr(c.values, "network_policy_clients", netpol.DEFAULT_FIX_KEY) for c in cfg.components.values()
+                if hasattr(c, "values")}
+    report = netpol.evaluate({name: r.manifests for name, r in renders.items()}, netpol.declared_paths(cfg.components),
+                             netpol.entry_component(cfg), cfg.namespace,
+                             namespace_labels=namespace.namespace_manifest(cfg)["metadata"]["labels"], fix_keys=fix_keys)
+    for row in report.rows():
+        figures.add("network policy paths (static)", **row)
+    for note in report.notes:
+        figures.add("network policy notes", note=note)
+    assert report.ok, (f"{len(report.problems)} NetworkPolicy problem(s) in the rendered charts, limit 0:\n"
+                       + "\n".join(report.problems))

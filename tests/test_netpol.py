@@ -382,3 +382,27 @@ def test_real_charts_pass_and_an_emptied_allowed_clients_list_is_caught():
     report = evaluate(rendered_charts("--set", "networkPolicy.allowedClients=null"))
     (problem,) = report.problems
     assert problem.startswith("todo-frontend -> todo-backend:8000/TCP: refused")
+
+
+# --- declared traffic from the configuration ------------------------------------------------
+class C:
+    def __init__(self, name, port, role="app", run_env=None, uses_database=False, connects_to=()):
+        self.name, self.port, self.role, self.run_env = name, port, role, run_env or {}
+        self.uses_database, self.connects_to = uses_database, connects_to
+
+
+def test_declared_paths_from_connects_to_or_from_run_env_and_uses_database():
+    v1 = {"todo-postgres": C("todo-postgres", 5432, "database"),
+          "todo-backend": C("todo-backend", 8000, uses_database=True),
+          "todo-frontend": C("todo-frontend", 3000, run_env={"API_BASE_URL": "http://todo-backend:8000"})}
+    assert netpol.declared_paths(v1) == [NetPath("todo-backend", "todo-postgres", 5432),
+                                         NetPath("todo-frontend", "todo-backend", 8000)]
+    v2 = {"db": C("db", 5432, "database"), "api": C("api", 8000, connects_to=("db",)),
+          "web": C("web", 3000, connects_to=("api",))}
+    assert netpol.declared_paths(v2) == [NetPath("api", "db", 5432), NetPath("web", "api", 8000)]
+
+    class Cfg:
+        components = v1
+    assert netpol.entry_component(Cfg) == "todo-frontend"
+    Cfg.entry = "web"
+    assert netpol.entry_component(Cfg) == "web"

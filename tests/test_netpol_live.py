@@ -110,3 +110,10 @@ def test_scratch_policy_admits_only_the_first_port():
     client = netpol.Pod({"shipcheck.io/netpol-probe": "client"}, "x")
     assert netpol.connection([policy], client, server, 8080).admitted
     assert not netpol.connection([policy], client, server, 8081).admitted
+
+
+def test_isolated_for_ingress_from_live_policies():
+    policies = [netpol.Policy("api", "todo", {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": []}),
+                netpol.Policy("eg", "todo", {"podSelector": {}, "policyTypes": ["Egress"]})]
+    assert netpol_live.isolated_for_ingress(policies, "todo", {"app": "api"})
+    assert not netpol_live.isolated_for_ingress(policies, "todo", {"app": "web"})
