@@ -45,7 +45,7 @@ build() {
   mkdir -p "$KR_DIR/bin"
   local flags="-s -w -X $KR_MODULE/pkg/version.Version=$KUBE_ROUTER_VERSION -X $KR_MODULE/pkg/version.BuildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   GOBIN=$KR_DIR/bin GOFLAGS=-mod=mod CGO_ENABLED=0 with_heartbeat "building kube-router" \
-    nice -n 19 go install -trimpath -ldflags "$flags" "$KR_MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION"
+    nice -n 10 go install -trimpath -ldflags "$flags" "$KR_MODULE/cmd/kube-router@$KUBE_ROUTER_VERSION"
   "$KR_BIN" --version >/dev/null 2>&1 || die "kube-router built but does not run: $KR_BIN --version"
 }
 

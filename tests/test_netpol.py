@@ -406,3 +406,23 @@ def test_declared_paths_from_connects_to_or_from_run_env_and_uses_database():
     assert netpol.entry_component(Cfg) == "todo-frontend"
     Cfg.entry = "web"
     assert netpol.entry_component(Cfg) == "web"
+
+
+# --- stage 3 itself on seeded charts (pytester, real helm) ----------------------------------
+@pytest.mark.skipif(HELM is None, reason="helm not installed (bash setup/tools.sh)")
+def test_stage3_gate_fails_on_an_emptied_allow_list_and_an_added_deny_all(pytester, monkeypatch, tmp_path):
+    from test_charts_seeded import failed, run_stage3, seed_chart
+
+    backend = seed_chart(tmp_path, "todo-backend", values={"networkPolicy": {"allowedClients": []}})
+    frontend = seed_chart(tmp_path, "todo-frontend")
+    (frontend / "templates" / "deny-all.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny-all\n"
+        "spec:\n  podSelector: {}\n  policyTypes: [Ingress]\n")
+    outcomes = run_stage3(pytester, monkeypatch, f"components.todo-backend.chart={backend}",
+                          f"components.todo-frontend.chart={frontend}")
+    assert failed(outcomes) == ["test_network_policies_admit_declared_traffic_only"], outcomes
+    message = outcomes["test_network_policies_admit_declared_traffic_only"][1]
+    assert "NetworkPolicy problem(s) in the rendered charts, limit 0" in message
+    assert "todo-frontend -> todo-backend:8000/TCP: refused in namespace todo" in message
+    assert "Fix: admit todo-frontend's pods in the chart value networkPolicy.allowedClients of todo-backend" in message
+    assert "todo-frontend (the entry) cannot be reached from outside namespace todo on port 3000/TCP" in message
