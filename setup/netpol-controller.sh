@@ -129,7 +129,7 @@ remove_rules() {
   # as they refer to each other), then its ipsets (free once no rule refers to them).
   local chain rule
   for chain in INPUT FORWARD OUTPUT; do
-    iptables -S "$chain" 2>/dev/null | grep -E -- "-j ($CHAINS_RE)" | sed 's/^-A /-D /' | while read -r rule; do
+    { iptables -S "$chain" 2>/dev/null | grep -E -- "-j ($CHAINS_RE)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
       eval "iptables $rule" 2>/dev/null || true
     done
   done
@@ -137,7 +137,7 @@ remove_rules() {
   chains=$(iptables -S 2>/dev/null | sed -n 's/^-N //p' | grep -E "^($CHAINS_RE)" || true)
   for chain in $chains; do iptables -F "$chain" 2>/dev/null || true; done
   for chain in $chains; do iptables -X "$chain" 2>/dev/null || true; done
-  ipset list -n 2>/dev/null | grep -E "$IPSETS_RE" | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
+  { ipset list -n 2>/dev/null | grep -E "$IPSETS_RE" || true; } | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
 }
 
 stop_quietly() {
