@@ -303,7 +303,8 @@ def test_network_policies_enforced_live(live, kube, cfg, probe_image, enforcemen
                                                                          pod["metadata"].get("labels") or {}):
             isolated.append(c)
     image, interpreter, uid = probe_image
-    targets = [netpol_live.Target(service(c), c.port, "closed") for c in isolated]
+    # Retried until refused, for up to 15 s: a loaded node can take seconds to program a policy.
+    targets = [netpol_live.Target(service(c), c.port, "closed", 15.0) for c in isolated]
     for outcome in netpol_live.connect_from_stranger(kube, cfg.namespace, image, interpreter, targets, uid) if targets else []:
         figures.add("network policy paths (live)", path=f"stranger -> {outcome.host}:{outcome.port}", result=str(outcome))
         if outcome.result not in ("refused", "timeout"):
