@@ -22,6 +22,7 @@ from shipcheck.netpol_live import Target
 from test_cluster import LABELS, PORT, SERVER_UID, clustertest_image, namespace, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.cluster
+SERVICE_PORT = 80  # test_cluster.service(): port 80 -> targetPort 8080
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,13 @@ def client_pod(namespace, image, labels, targets):
 def test_policy_refuses_a_stranger_and_admits_a_client(kube, namespace, server, clustertest_image, detected):  # noqa: F811
     if not detected.enforced:
         pytest.skip(f"this cluster does not enforce NetworkPolicies: {detected.reason}")
-    service = Target(f"{server.name}.{namespace}.svc.cluster.local", PORT)
+    # The Service's port (80, to the pods' 8080). A port the Service lacks is no test: this
+    # machine's outbound interception answers any address and port.
+    service = Target(f"{server.name}.{namespace}.svc.cluster.local", SERVICE_PORT)
     # No policy in the namespace: a controller changes nothing.
     start = time.monotonic()
     (before,) = netpol_live.connect_from_stranger(kube, namespace, clustertest_image, "python3",
-                                                  [Target(service.host, PORT, "open", 5.0)], SERVER_UID)
+                                                  [Target(service.host, SERVICE_PORT, "open", 5.0)], SERVER_UID)
     assert before.result == "open", f"with no NetworkPolicy a pod got {before}; expected open"
     net = client.NetworkingV1Api(kube.api_client)
     net.create_namespaced_network_policy(namespace, {
@@ -63,10 +66,10 @@ def test_policy_refuses_a_stranger_and_admits_a_client(kube, namespace, server, 
         # A controller programs a new policy within seconds; on a loaded 2-core node it took
         # over 10 s once, so the stranger retries for up to 45 s (the time it took is shown).
         (refused,) = netpol_live.connect_from_stranger(kube, namespace, clustertest_image, "python3",
-                                                       [Target(service.host, PORT, "closed", 45.0)], SERVER_UID)
+                                                       [Target(service.host, SERVICE_PORT, "closed", 45.0)], SERVER_UID)
         stranger_s = time.monotonic() - start
         phase, log, why = netpol_live.run_to_completion(kube, client_pod(
-            namespace, clustertest_image, {"role": "client"}, [Target(service.host, PORT, "open", 5.0)]))
+            namespace, clustertest_image, {"role": "client"}, [Target(service.host, SERVICE_PORT, "open", 5.0)]))
         (admitted,) = netpol_live.parse_outcomes(log) if phase == "Succeeded" else [None]
         progress.say(f"live probe: no policy {before}; stranger {refused}; client {admitted} "
                      f"({stranger_s:.1f} s for the two stranger pods)")
