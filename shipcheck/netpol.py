@@ -640,11 +640,14 @@ def declared_paths(components: Mapping[str, object]) -> list[Path]:
 
 
 def entry_component(cfg) -> str | None:
-    """`entry` (config v2), else the app nobody connects to that connects to others (v1)."""
+    """`entry` (config v2), else (v1) the first app whose run_env names another component's
+    Service, as stage 5 finds the frontend; None when nothing says which it is."""
     entry = getattr(cfg, "entry", None)
     if entry:
         return entry
-    paths = declared_paths(cfg.components)
-    servers = {p.server for p in paths}
-    clients = [p.client for p in paths if p.client not in servers]
-    return clients[0] if clients else None
+    for comp in cfg.components.values():
+        env = " ".join(str(v) for v in (getattr(comp, "run_env", None) or {}).values())
+        if getattr(comp, "role", "app") == "app" and any(
+                f"://{o.name}:" in env for o in cfg.components.values() if o is not comp):
+            return comp.name
+    return None

@@ -49,7 +49,8 @@ def write_config(directory: Path) -> Path:
                              "readiness_path": "/ready", "writable_paths": ["/tmp"], "uses_database": True,
                              "migrate_command": ["alembic", "upgrade", "head"], "chart": str(REPO / "charts/todo-backend")},
             "todo-frontend": {**build, "image": "todo-frontend", "port": 3000, "health_path": "/api/health",
-                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": str(REPO / "charts/todo-frontend")},
+                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": str(REPO / "charts/todo-frontend"),
+                              "run_env": {"API_BASE_URL": "http://todo-backend:8000"}},  # declares frontend -> backend
         },
     }
     path = directory / "charts.shipcheck.yaml"

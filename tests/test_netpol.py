@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shipcheck import charts, netpol
+from shipcheck import charts, commands, netpol
 from shipcheck.netpol import ContainerPort, External, Path as NetPath, Pod, Policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -370,9 +370,8 @@ HELM = _helm_or_none()
 def rendered_charts(*extra: str) -> dict[str, list[dict]]:
     result = {}
     for name in ("todo-postgres", "todo-backend", "todo-frontend"):
-        argv = charts.template_argv(HELM, REPO / "charts" / name, name, NS) + list(extra if name == "todo-backend" else ())
-        from shipcheck import commands
-        result[name] = charts.parse_manifests(commands.run(argv).stdout)
+        argv = charts.template_argv(HELM, REPO / "charts" / name, name, NS, kube_version="1.34")
+        result[name] = charts.parse_manifests(commands.run(argv + list(extra if name == "todo-backend" else ())).stdout)
     return result
 
 
@@ -426,3 +425,9 @@ def test_stage3_gate_fails_on_an_emptied_allow_list_and_an_added_deny_all(pytest
     assert "todo-frontend -> todo-backend:8000/TCP: refused in namespace todo" in message
     assert "Fix: admit todo-frontend's pods in the chart value networkPolicy.allowedClients of todo-backend" in message
     assert "todo-frontend (the entry) cannot be reached from outside namespace todo on port 3000/TCP" in message
+
+
+def test_no_entry_without_a_frontend_naming_another_component():
+    class Cfg:
+        components = {"db": C("db", 5432, "database"), "api": C("api", 8000, uses_database=True)}
+    assert netpol.entry_component(Cfg) is None
