@@ -61,7 +61,8 @@ def write_config(directory: Path) -> Path:
                              "run_env": {"DATABASE_URL": "${secret:todo-backend-secret:database-url}"},
                              "migrate_command": ["alembic", "upgrade", "head"], "chart": "charts/todo-backend"},
             "todo-frontend": {**build, "image": "todo-frontend", "port": 3000, "health_path": "/api/health",
-                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": "charts/todo-frontend"},
+                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": "charts/todo-frontend",
+                              "connects_to": ["todo-backend"]},  # declares frontend -> backend
         },
         "secrets": {"todo-backend-secret": {"database-url": {"database_url": {"env": "DATABASE_URL",
                                                                               "database": "todo-postgres"}}}},
