@@ -168,8 +168,9 @@ def loop_targets(cfg: Config, plan: DeployPlan) -> list[tuple]:
                 and checks.names_used(request["path"]) <= set(variables)):
             targets.append((entry, checks.fill(request["path"], variables)))
     targets += [(p.component, p.component.health_path) for p in plan.releases
-                if p.component.role == "app" and p.component is not entry and p.component.health_path]
-    return list(dict.fromkeys(targets))
+                if p.component.role == "app" and p.component.name != entry.name and p.component.health_path]
+    unique = {(c.name, path): (c, path) for c, path in targets}
+    return list(unique.values())
 
 
 def request_loop(cfg: Config, apis, plan: DeployPlan) -> web.RequestLoop:
