@@ -18,7 +18,7 @@
 # node's containerd. The kubeconfig is kept apart ($CACHE_DIR/kind/kubeconfig), so a kind
 # cluster never becomes some other tool's current context by surprise.
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 NODE_FILES=$SETUP_DIR/kind-node
 KIND_OUT=$CACHE_DIR/kind-$KIND_VERSION
@@ -107,7 +107,6 @@ FROM $(debian_image)
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables >/dev/null \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY flanneld /usr/local/bin/flanneld
-RUN chmod 0755 /usr/local/bin/flanneld
 EOF
     DOCKER_BUILDKIT=1 $DOCKER build -q -t "$tag" "$tmp" >/dev/null
     rm -rf "$tmp"
@@ -144,12 +143,12 @@ kube_proxy_image() {  # tag
   local tmp; tmp=$(mktemp -d)
   cp "$KBIN/kube-proxy" "$tmp/kube-proxy-bin"
   cp "$NODE_FILES/kube-proxy" "$tmp/kube-proxy"
+  chmod 0755 "$tmp/kube-proxy" "$tmp/kube-proxy-bin"   # COPY keeps the mode: no second layer for a chmod
   cat > "$tmp/Dockerfile" <<EOF
 FROM $(debian_image)
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables conntrack >/dev/null \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY kube-proxy-bin kube-proxy /usr/local/bin/
-RUN chmod 0755 /usr/local/bin/kube-proxy /usr/local/bin/kube-proxy-bin
 EOF
   DOCKER_BUILDKIT=1 $DOCKER build -q -t "$1" "$tmp" >/dev/null
   rm -rf "$tmp"
@@ -350,6 +349,7 @@ load() {
   done
 }
 
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0   # sourced (a benchmark, a test): functions only
 case "${1:-}" in
   build) build ;;
   create) shift; create "$@" ;;
