@@ -54,7 +54,6 @@ build_local_path_provisioner() {
 # kubeadm from the cached Kubernetes source, stamped like the other binaries
 # (setup/build-kubernetes.sh), so it reports the same version.
 build_kubeadm() {
-  [ -x "$K8S_OUT/bin/kubeadm" ] && return 0
   if [ ! -f "$K8S_OUT/.complete" ]; then
     if pgrep -f "build-kubernetes.sh" >/dev/null; then
       log "waiting for the Kubernetes build already running (it writes $K8S_OUT/.complete)"
@@ -65,6 +64,7 @@ build_kubeadm() {
       bash "$SETUP_DIR/build-kubernetes.sh"
     fi
   fi
+  [ -x "$K8S_OUT/bin/kubeadm" ] && return 0
   local major minor ldflags pkg
   major=${KUBERNETES_VERSION#v}; major=${major%%.*}
   minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
@@ -243,6 +243,12 @@ build_node_image() {
     local t0; t0=$(date +%s)
     assemble_node "$base" "$node"
     log "node image $node assembled in $(( $(date +%s) - t0 )) s ($($DOCKER image inspect -f '{{.Size}}' "$node" | awk '{printf "%.0f MB", $1/1e6}'))"
+    # Node images of older node files are of no use (about 1 GB each): remove ours.
+    local old
+    for old in $($DOCKER images --format '{{.Repository}}:{{.Tag}}' shipcheck-kind/node) \
+               $($DOCKER images --format '{{.Repository}}:{{.Tag}}' shipcheck-kind/node-base); do
+      [ "$old" = "$node" ] || [ "$old" = "$base" ] || $DOCKER rmi "$old" >/dev/null 2>&1 || true
+    done
   fi
   echo "$node"
 }
