@@ -18,6 +18,7 @@
 # node's containerd. The kubeconfig is kept apart ($CACHE_DIR/kind/kubeconfig), so a kind
 # cluster never becomes some other tool's current context by surprise.
 set -euo pipefail
+shopt -s inherit_errexit   # functions run as $(...) stop at their first failure too
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 NODE_FILES=$SETUP_DIR/kind-node
@@ -30,6 +31,9 @@ STATE=$CACHE_DIR/kind                       # kubeconfig and the node image in u
 KUBECONFIG_PATH=$STATE/kubeconfig
 CLUSTER=shipcheck
 DOCKER=/usr/bin/docker
+# Part of the node image's tag, with the node files' contents: raise it when the way
+# assemble_node and the image functions below build the node changes.
+NODE_RECIPE=1
 export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
 # --- tools from the Go module proxy ------------------------------------------------------------
@@ -218,12 +222,16 @@ assemble_node() {  # base tag, node tag
     for i in $(seq 1 30); do ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; cat /tmp/containerd.log; exit 1'
   # shellcheck disable=SC2046
   $DOCKER save $(awk '{print $1}' <<<"$pairs") $storage \
-    | $DOCKER exec -i "$builder" ctr -n k8s.io images import --label io.cri-containerd.pinned=pinned - >/dev/null
+    | $DOCKER exec -i "$builder" ctr -n k8s.io images import - >/dev/null
+  # Renamed to what kubeadm asks for, and pinned: the kubelet's image GC never removes them.
   local ours want
   while read -r ours want; do
     $DOCKER exec "$builder" sh -c "ctr -n k8s.io images tag --force docker.io/$ours $want >/dev/null &&
-      ctr -n k8s.io images label $want io.cri-containerd.pinned=pinned >/dev/null && ctr -n k8s.io images rm docker.io/$ours >/dev/null"
+      ctr -n k8s.io images rm docker.io/$ours >/dev/null"
   done <<<"$pairs"
+  for want in $(awk '{print $2}' <<<"$pairs") $(sed 's#^#docker.io/#' <<<"$storage"); do
+    $DOCKER exec "$builder" ctr -n k8s.io images label "$want" io.cri-containerd.pinned=pinned >/dev/null
+  done
   $DOCKER exec "$builder" sh -c 'pkill containerd; for i in $(seq 1 20); do pgrep containerd >/dev/null || break; sleep 0.5; done;
     rm -rf /tmp/* /run/containerd'
   $DOCKER commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
@@ -237,8 +245,8 @@ build_node_image() {
   build_local_path_provisioner >&2
   local base node
   base=$(base_image)
-  node=shipcheck-kind/node:$KUBERNETES_VERSION-$( (echo "$base $LOCAL_PATH_PROVISIONER_VERSION"; \
-        cat "$NODE_FILES/default-cni.yaml" "$NODE_FILES/storage.yaml" "$NODE_FILES/kube-proxy" "$SETUP_DIR/kind.sh") | sha256sum | cut -c1-12)
+  node=shipcheck-kind/node:$KUBERNETES_VERSION-$( (echo "$base $LOCAL_PATH_PROVISIONER_VERSION $NODE_RECIPE"; \
+        cat "$NODE_FILES/default-cni.yaml" "$NODE_FILES/storage.yaml" "$NODE_FILES/kube-proxy") | sha256sum | cut -c1-12)
   if ! have_image "$node"; then
     local t0; t0=$(date +%s)
     assemble_node "$base" "$node"
@@ -286,7 +294,7 @@ answers() {
 exists() { [ -x "$KIND" ] && "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
 
 create() {
-  local nodes=${1:-1} config wait=(--wait 4m)
+  local nodes=${1:-1} config wait=(--wait 10m)
   case "$nodes" in
     1) config=$NODE_FILES/cluster.yaml ;;
     3) config=$STATE/cluster-3-nodes.yaml
