@@ -2,8 +2,7 @@
 # kind clusters, also on machines that cannot pull from a registry.
 #
 #   setup/kind.sh build          kind and the node image; cached by version, a second run is a no-op
-#   setup/kind.sh create [N]     create the cluster "shipcheck" (N=1: one node; N=3: a control
-#                                plane and two workers) or reuse it when it answers
+#   setup/kind.sh create         create the cluster "shipcheck" (one node), or reuse it when it answers
 #   setup/kind.sh delete         delete it
 #   setup/kind.sh load IMAGE...  copy local Docker images into its nodes (kind load docker-image)
 #   setup/kind.sh status         whether it answers; its kubeconfig
@@ -82,40 +81,6 @@ build_kubeadm() {
      go build -trimpath -tags=selinux,notest -ldflags "$ldflags" -o "$K8S_OUT/bin/kubeadm.tmp" ./cmd/kubeadm)
   mv "$K8S_OUT/bin/kubeadm.tmp" "$K8S_OUT/bin/kubeadm"
   "$K8S_OUT/bin/kubeadm" version -o short | grep -qx "$KUBERNETES_VERSION" || die "kubeadm does not report $KUBERNETES_VERSION"
-}
-
-# Multi-node only: flanneld, and the `flannel` CNI plugin from the last containernetworking
-# release that carried it (flannel's own cni-plugin module is not served by the proxy).
-FLANNEL_OUT=$CACHE_DIR/flannel-$FLANNEL_VERSION
-build_flannel() {
-  if [ ! -x "$FLANNEL_OUT/daemon/flannel" ]; then
-    log "building flanneld $FLANNEL_VERSION"
-    GOBIN=$FLANNEL_OUT/daemon with_heartbeat "building flanneld" nice -n 10 \
-      go install -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
-      "github.com/flannel-io/flannel@$FLANNEL_VERSION"
-  fi
-  if [ ! -x "$FLANNEL_OUT/cni/flannel" ]; then
-    log "building the flannel CNI plugin (containernetworking/plugins $FLANNEL_CNI_PLUGIN_VERSION)"
-    GOBIN=$FLANNEL_OUT/cni with_heartbeat "building the flannel CNI plugin" nice -n 10 \
-      go install -trimpath -ldflags "-s -w" "github.com/containernetworking/plugins/plugins/meta/flannel@$FLANNEL_CNI_PLUGIN_VERSION"
-  fi
-}
-
-flannel_image() {  # prints its tag
-  local tag=shipcheck-kind/flannel:$FLANNEL_VERSION
-  if ! have_image "$tag"; then
-    local tmp; tmp=$(mktemp -d)
-    cp "$FLANNEL_OUT/daemon/flannel" "$tmp/flanneld"
-    cat > "$tmp/Dockerfile" <<EOF
-FROM $(debian_image)
-RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables >/dev/null \\
- && apt-get clean && rm -rf /var/lib/apt/lists/*
-COPY flanneld /usr/local/bin/flanneld
-EOF
-    DOCKER_BUILDKIT=1 $DOCKER build -q -t "$tag" "$tmp" >/dev/null
-    rm -rf "$tmp"
-  fi
-  echo "$tag"
 }
 
 # --- images -----------------------------------------------------------------------------------
@@ -294,14 +259,6 @@ answers() {
 exists() { [ -x "$KIND" ] && "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
 
 create() {
-  local nodes=${1:-1} config wait=(--wait 10m)
-  case "$nodes" in
-    1) config=$NODE_FILES/cluster.yaml ;;
-    3) config=$STATE/cluster-3-nodes.yaml
-       # Nodes become Ready only once flannel runs, which is installed after kind returns.
-       wait=() ;;
-    *) die "create takes 1 (one node) or 3 (a control plane and two workers), not $nodes" ;;
-  esac
   if exists && answers; then
     log "kind cluster $CLUSTER already running; kubeconfig $KUBECONFIG_PATH"
     return
@@ -311,32 +268,12 @@ create() {
     log "kind cluster $CLUSTER exists but does not answer: deleting it first"
     delete
   fi
-  if [ "$nodes" = 3 ]; then
-    build_flannel
-    rm -rf "$STATE/cni"; mkdir -p "$STATE/cni/control-plane" "$STATE/cni/worker" "$STATE/cni/worker2"
-    sed "s#@CNI_DIR@#$STATE/cni#g" "$NODE_FILES/cluster-3-nodes.yaml" > "$config"
-  fi
   local t0; t0=$(date +%s)
-  log "creating kind cluster $CLUSTER ($nodes node(s), image $(cat "$STATE/node-image"))"
+  log "creating kind cluster $CLUSTER (image $(cat "$STATE/node-image"))"
   with_heartbeat "creating the kind cluster" \
-    "$KIND" create cluster --name "$CLUSTER" --config "$config" --image "$(cat "$STATE/node-image")" \
-      --kubeconfig "$KUBECONFIG_PATH" "${wait[@]}"
-  if [ "$nodes" = 3 ]; then install_flannel; fi
+    "$KIND" create cluster --name "$CLUSTER" --config "$NODE_FILES/cluster.yaml" --image "$(cat "$STATE/node-image")" \
+      --kubeconfig "$KUBECONFIG_PATH" --wait 10m
   log "kind cluster $CLUSTER Ready in $(( $(date +%s) - t0 )) s; kubeconfig $KUBECONFIG_PATH"
-}
-
-install_flannel() {
-  local node image
-  for node in $("$KIND" get nodes --name "$CLUSTER"); do
-    $DOCKER cp "$FLANNEL_OUT/cni/flannel" "$node:/usr/lib/cni/flannel"
-  done
-  image=$(flannel_image)
-  "$KIND" load docker-image "$image" --name "$CLUSTER"
-  sed "s#@FLANNEL_IMAGE@#docker.io/$image#g" "$NODE_FILES/flannel.yaml" \
-    | "$KBIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" --context "kind-$CLUSTER" apply -f - >/dev/null
-  log "flannel installed; waiting for every node to be Ready"
-  "$KBIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" --context "kind-$CLUSTER" \
-    wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
 }
 
 delete() {
@@ -366,11 +303,11 @@ load() {
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0   # sourced (a benchmark, a test): functions only
 case "${1:-}" in
   build) build ;;
-  create) shift; create "$@" ;;
+  create) create ;;
   delete) delete ;;
   load) shift; load "$@" ;;
   status) status ;;
   node-image) cat "$STATE/node-image" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -65,25 +65,6 @@ def test_no_unit_lowers_an_oom_score():
         assert "OOMScoreAdjust" not in unit.read_text(), unit.name
 
 
-def test_the_three_node_config_gives_each_node_its_own_cni_directory():
-    (config,) = documents("cluster-3-nodes.yaml", CNI_DIR="/cache/kind/cni")
-    assert config["networking"]["ipFamily"] == "ipv4" and config["networking"]["disableDefaultCNI"] is True
-    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker"]
-    mounts = [n["extraMounts"][0] for n in config["nodes"]]
-    assert {m["containerPath"] for m in mounts} == {"/etc/cni/net.d"}
-    assert len({m["hostPath"] for m in mounts}) == 3
-
-
-def test_flannel_uses_host_routes_on_kinds_pod_subnet_and_a_loaded_image():
-    docs = documents("flannel.yaml", FLANNEL_IMAGE="docker.io/shipcheck-kind/flannel:v0")
-    config = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert json.loads(config["data"]["net-conf.json"]) == {"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}
-    assert json.loads(config["data"]["cni-conf.json"])["plugins"][0]["type"] == "flannel"
-    spec = next(d for d in docs if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
-    assert spec["hostNetwork"] is True
-    assert {c["imagePullPolicy"] for c in spec["containers"] + spec["initContainers"]} == {"Never"}
-
-
 def test_versions_are_pinned_for_cgroup_v1():
     assert VERSIONS["KIND_VERSION"] == "v0.33.0" and VERSIONS["KUBERNETES_VERSION"].startswith("v1.34.")
     assert VERSIONS["LOCAL_PATH_PROVISIONER_VERSION"] == "v0.0.30"
