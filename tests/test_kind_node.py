@@ -33,6 +33,8 @@ def test_the_storage_manifest_makes_standard_the_default_class_with_local_images
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "docker.io/shipcheck-kind/lpp:v1" and container["imagePullPolicy"] == "Never"
     assert container["command"][container["command"].index("--helper-image") + 1] == "docker.io/shipcheck-kind/helper:t"
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert container["command"][container["command"].index("--service-account-name") + 1] == account  # helper pods
     config = next(d for d in docs if d["kind"] == "ConfigMap")
     assert json.loads(config["data"]["config.json"])["nodePathMap"][0]["paths"] == ["/var/local-path-provisioner"]
     helper = yaml.safe_load(config["data"]["helperPod.yaml"])
