@@ -119,7 +119,9 @@ def deployment(images_available, secrets_applied, deploy_plan: DeployPlan, deplo
         return found + diagnostics.collect(kube, kubectl, helm, cfg.namespace, [p.release for p in deploy_plan.releases])
     unregister = register_diagnoser("deployment", evidence)
     # The zero-downtime proof runs on the real upgrade: when the entry release already serves,
-    # a request loop runs from the first change to the end of the last rollout.
+    # a request loop runs from the first change of an app release to the end of the last
+    # rollout. A database's own change is before it (databases deploy first): a one-replica
+    # PostgreSQL cannot roll without a gap, and is not what the proof is about.
     serving = images_available is not None and entry_serving(cfg, helm)
     loop = request_loop(cfg, kube, deploy_plan) if serving else None
     started = False
@@ -132,7 +134,7 @@ def deployment(images_available, secrets_applied, deploy_plan: DeployPlan, deplo
             started = True
     try:
         for p in deploy_plan.releases if images_available is not None else []:
-            outcome = deploy.deploy(deploy_target, p, on_change=on_change)
+            outcome = deploy.deploy(deploy_target, p, on_change=on_change if p.component.role == "app" else None)
             result.outcomes[p.component.name] = outcome
             figures.add("deploys", release=p.release, ok=outcome.ok, skipped=outcome.skipped, revision=outcome.revision,
                         ready_after_s=_round(outcome.ready_after_s),

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import charts, commands, progress
+from . import commands, progress, tools
 
 SETUP_DIR = Path(__file__).resolve().parent.parent / "setup"
 LOCAL_KUBECONFIG = "/var/run/kubernetes/admin.kubeconfig"
@@ -76,6 +76,24 @@ def load_argv(provider: str, ref: str, cluster: str = CLUSTER_NAME) -> list[str]
     raise ValueError(f"provider {provider!r} cannot load images")
 
 
+def inspect_image_argv(provider: str, ref: str, cluster: str = CLUSTER_NAME) -> list[str] | None:
+    """crictl's view of `ref` on the node (JSON), for providers whose node we can ask."""
+    if provider == "local":
+        return ["bash", str(SETUP_DIR / "local-cluster.sh"), "inspect-image", ref]
+    if provider == "kind":
+        return ["docker", "exec", f"{cluster}-control-plane", "crictl", "inspecti", "-o", "json", ref]
+    return None
+
+
+def image_identities(crictl_json: str) -> set[str]:
+    """The digests a pod's imageID may show for one image: its ID (config digest) and its repo
+    digests (manifest digests: kind imports with them, a registry pull records them)."""
+    import json
+
+    status = (json.loads(crictl_json or "{}") or {}).get("status") or {}
+    return {d.rsplit("@", 1)[-1] for d in [status.get("id"), *(status.get("repoDigests") or [])] if d}
+
+
 def start_argv(provider: str) -> list[str]:
     if provider == "minikube":
         return ["minikube", "start", "--cpus=4", "--memory=8192", "--driver=docker"]
@@ -102,7 +120,7 @@ def stop_argv(provider: str) -> list[str]:
 def kind_kubeconfig(cache: Path | None = None) -> str:
     """Where setup/kind.sh keeps the kind cluster's kubeconfig: not ~/.kube/config, so the
     cluster never becomes other tools' current context (nor `auto`'s "existing")."""
-    return str((cache or charts.cache_dir()) / "kind" / "kubeconfig")
+    return str((cache or tools.cache_dir()) / "kind" / "kubeconfig")
 
 
 def tool_argv(argv: list[str], tools_dir: Path | None = None) -> list[str]:
@@ -111,7 +129,7 @@ def tool_argv(argv: list[str], tools_dir: Path | None = None) -> list[str]:
     program = argv[0]
     if shutil.which(program):
         return argv
-    cached = (tools_dir or charts.cache_bin_dir()) / program
+    cached = (tools_dir or tools.cache_bin_dir()) / program
     return [str(cached), *argv[1:]] if cached.is_file() else argv
 
 
@@ -138,6 +156,14 @@ class Cluster:
     def helm_args(self) -> list[str]:
         """The same for helm, which names the context flag differently."""
         return self.kube_args("--kube-context")
+
+    def node_image_identities(self, ref: str) -> set[str]:
+        """The digests the node knows `ref` by (empty when its node cannot be asked)."""
+        argv = inspect_image_argv(self.loader or "", ref, cluster_name(self.loader or "", self.context))
+        if argv is None:
+            return set()
+        result = commands.run(tool_argv(argv), check=False, timeout_s=60)
+        return image_identities(result.stdout) if result.ok else set()
 
     def load_image(self, ref: str) -> float:
         """Make a locally built image visible to the cluster's nodes; returns seconds taken."""
@@ -175,7 +201,7 @@ def installed_tools(path: str | None = None, tools_dir: Path | None = None) -> l
     """Cluster tools the user installed: on PATH, outside set-up's tools dir. The kind that
     setup/kind.sh builds there serves `--cluster kind` only; having built it must not turn
     `auto` away from the local cluster on this machine."""
-    ours = os.path.realpath(tools_dir or charts.cache_bin_dir())
+    ours = os.path.realpath(tools_dir or tools.cache_bin_dir())
     dirs = [d for d in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep)
             if d and os.path.realpath(d) != ours]
     return [tool for tool in TOOLS if shutil.which(tool, path=os.pathsep.join(dirs))]
