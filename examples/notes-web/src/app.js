@@ -1,11 +1,14 @@
 'use strict';
 // The HTTP API:
+//   GET  /                the service's name and version
 //   GET  /status          liveness and readiness: the process serves requests
 //   GET  /api/greeting    {"greeting", "message"} from the GREETING setting (?name=...)
 //   POST /api/echo        echoes a JSON body: {"echo": <body>}
 
 const express = require('express');
 const { readSettings } = require('./settings');
+
+const { version } = require('../package.json');
 
 const MAX_NAME = 64;
 
@@ -19,6 +22,10 @@ function createApp({ env = process.env, log = console } = {}) {
       res.on('finish', () => log.log(JSON.stringify({ method: req.method, path: req.path, status: res.statusCode })));
     }
     next();
+  });
+
+  app.get('/', (req, res) => {
+    res.json({ service: 'notes-web', version });
   });
 
   app.get('/status', (req, res) => {

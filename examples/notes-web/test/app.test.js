@@ -49,6 +49,11 @@ test('bad JSON is a 400, not a 500', async () => {
   assert.equal(res.status, 400);
 });
 
+test('the root names the service', async () => {
+  const res = await fetch(`${base}/`);
+  assert.deepEqual(await res.json(), { service: 'notes-web', version: '1.0.0' });
+});
+
 test('unknown path is a JSON 404', async () => {
   const res = await fetch(`${base}/nope`);
   assert.equal(res.status, 404);
