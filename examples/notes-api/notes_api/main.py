@@ -32,6 +32,10 @@ from .settings import get_settings
 
 log = logging.getLogger("notes_api")
 
+# Set on SIGTERM by the server (__main__.py): /readyz answers 503 and responses close
+# their connections, while the pod is being taken out of the Service.
+DRAINING = threading.Event()
+
 
 class NoteIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
@@ -92,6 +96,14 @@ async def lifespan(app: FastAPI):
 app = FastAPI(title="notes-api", version=__version__, lifespan=lifespan)
 
 
+@app.middleware("http")
+async def close_when_draining(request: Request, call_next):
+    response = await call_next(request)
+    if DRAINING.is_set():
+        response.headers["Connection"] = "close"
+    return response
+
+
 def session(request: Request):
     with Session(request.app.state.migrator.engine) as s:
         yield s
@@ -119,6 +131,8 @@ def healthz():
 @app.get("/readyz")
 def readyz(request: Request):
     migrator: Migrator = request.app.state.migrator
+    if DRAINING.is_set():
+        return JSONResponse({"status": "not ready", "reason": "shutting down"}, status_code=503)
     if not migrator.done.is_set():
         return JSONResponse({"status": "not ready", "reason": "migrations not applied yet"}, status_code=503)
     try:

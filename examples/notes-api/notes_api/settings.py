@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Seconds the start-up migration keeps retrying while the database is not there yet.
     migrate_wait_s: float = 120.0
+    # Seconds the server keeps serving after SIGTERM, while the pod leaves the endpoints.
+    shutdown_delay_s: float = Field(default=5.0, ge=0, le=20)
 
     @field_validator("database_url")
     @classmethod

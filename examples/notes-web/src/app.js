@@ -12,9 +12,15 @@ const { version } = require('../package.json');
 
 const MAX_NAME = 64;
 
-function createApp({ env = process.env, log = console } = {}) {
+// isDraining(): true once the server is shutting down; responses then ask the client (or
+// proxy) to close its connection, so its next request goes to another replica.
+function createApp({ env = process.env, log = console, isDraining = () => false } = {}) {
   const app = express();
   app.disable('x-powered-by');
+  app.use((req, res, next) => {
+    if (isDraining()) res.set('Connection', 'close');
+    next();
+  });
   app.use(express.json({ limit: '16kb' }));
 
   app.use((req, res, next) => {

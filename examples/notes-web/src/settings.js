@@ -8,7 +8,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const DEFAULT_CONFIG_DIR = '/etc/notes-web/config';
-const DEFAULTS = Object.freeze({ GREETING: 'Hello', LOG_LEVEL: 'info' });
+// SHUTDOWN_DELAY_S: how long the server keeps serving after SIGTERM (see server.js).
+const DEFAULTS = Object.freeze({ GREETING: 'Hello', LOG_LEVEL: 'info', SHUTDOWN_DELAY_S: '5' });
 
 function readSettings(env = process.env) {
   const dir = env.CONFIG_DIR || DEFAULT_CONFIG_DIR;

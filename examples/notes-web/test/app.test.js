@@ -54,6 +54,15 @@ test('the root names the service', async () => {
   assert.deepEqual(await res.json(), { service: 'notes-web', version: '1.0.0' });
 });
 
+test('a draining server asks clients to close their connection', async () => {
+  const draining = createApp({ env: { CONFIG_DIR: dir }, isDraining: () => true }).listen(0);
+  await new Promise((resolve) => draining.once('listening', resolve));
+  const res = await fetch(`http://127.0.0.1:${draining.address().port}/status`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('connection'), 'close');
+  draining.close();
+});
+
 test('unknown path is a JSON 404', async () => {
   const res = await fetch(`${base}/nope`);
   assert.equal(res.status, 404);

@@ -22,7 +22,7 @@ USER 1001:1001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
-CMD ["uvicorn", "notes_api.main:app", "--host", "0.0.0.0", "--port", "8080", "--timeout-graceful-shutdown", "10"]
+CMD ["python", "-m", "notes_api"]
 
 ARG VERSION=dev
 ARG REVISION=unknown
