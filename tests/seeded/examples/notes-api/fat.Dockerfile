@@ -1,6 +1,6 @@
-# SEEDED DEFECT (tests/seeded/examples): one stage that keeps the compilers. psycopg is built
-# from source against libpq-dev (the "psycopg[c]" habit), so gcc, make, the headers and the
-# apt lists stay in the runtime image: far over notes-api's 250 MB budget.
+# SEEDED DEFECT (tests/seeded/examples): one stage that keeps the compilers. build-essential
+# and libpq-dev are installed "for the C extensions" and never removed, so gcc, make, the
+# headers and the apt lists stay in the runtime image: far over notes-api's 250 MB budget.
 # Build context: examples/notes-api
 FROM python:3.11-slim
 
@@ -14,7 +14,7 @@ RUN apt-get update \
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /srv
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt "psycopg[c]==3.3.9"
+RUN pip install --no-cache-dir -r requirements.txt
 COPY notes_api ./notes_api
 RUN python -m compileall -q notes_api
 
