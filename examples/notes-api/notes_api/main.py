@@ -134,6 +134,7 @@ def readyz(request: Request):
     if DRAINING.is_set():
         return JSONResponse({"status": "not ready", "reason": "shutting down"}, status_code=503)
     if not migrator.done.is_set():
+        migrator.start()  # no-op while it is still trying; again if it gave up
         return JSONResponse({"status": "not ready", "reason": "migrations not applied yet"}, status_code=503)
     try:
         with migrator.engine.connect() as conn:
