@@ -212,10 +212,13 @@ def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secr
     workloads use now: the same cluster always gets the same values."""
     components = deployed_components(cfg, secrets_plan)
 
+    def clients(c: Component) -> tuple[str, ...]:
+        return tuple(other.release for other in components if c.name in other.connects_to)
+
     def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
         return [plan_mod.for_component(helm, c, namespace=cfg.namespace, profile=profile,
                                        kube_version=target_facts.server_version, image_id=image_facts(c).id,
-                                       secrets=secrets_plan) for c in components]
+                                       secrets=secrets_plan, clients=clients(c)) for c in components]
 
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):

@@ -26,11 +26,21 @@ from .app_secrets import SecretsPlan
 from .config import Component
 
 IMAGE_ID = "shipcheck.io/image-id"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONFIG_DIGEST = "shipcheck.io/config-digest"
 SERVING = ("Deployment", "StatefulSet", "DaemonSet")
 
 
 # --- values, pure ---------------------------------------------------------------------------
+def get_path(tree: Any, dotted: str | None) -> Any:
+    """The value at a dotted key of a values tree, or None."""
+    for part in (dotted or "").split(".") if dotted else []:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree if dotted else None
+
+
 def set_path(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -52,7 +62,8 @@ class Injection:
 
 
 def injections(component: Component, *, image_repository: str, image_tag: str, annotations: dict[str, str],
-               existing_secret: str | None, pull_policy: str = "IfNotPresent") -> list[Injection]:
+               existing_secret: str | None, pull_policy: str = "IfNotPresent",
+               clients: tuple[str, ...] = ()) -> list[Injection]:
     """What the suite passes to the chart, each through the component's values mapping; a
     mapping key set to null means the chart has no such value and nothing is injected."""
     m = component.values
@@ -72,6 +83,12 @@ def injections(component: Component, *, image_repository: str, image_tag: str, a
         wanted.append(("existing_secret", m.existing_secret, existing_secret))
     if component.migrate_command:
         wanted.append(("migrate_command", m.migrate_command, list(component.migrate_command)))
+    if clients:  # the releases that declare connects_to this component, by the label every chart sets
+        wanted.append(("network_policy_clients", m.network_policy_clients,
+                       [{INSTANCE_LABEL: release} for release in clients]))
+    if component.database:
+        wanted.append(("database_user", m.database_user, component.database.user))
+        wanted.append(("database_name", m.database_name, component.database.name))
     found = [Injection(key, chart_key, value) for key, chart_key, value in wanted if chart_key]
     if m.pod_annotations and annotations:
         found.append(Injection("pod_annotations", m.pod_annotations, dict(sorted(annotations.items()))))
@@ -145,11 +162,19 @@ class ReleasePlan:
         return self.rendered.manifests
 
     @property
+    def judged(self) -> list[dict]:
+        """What runs in the cluster and so is judged: the chart's test pods only when
+        helm_test is on (with it off, they are never created)."""
+        if self.component.helm_test:
+            return self.manifests
+        return [m for m in self.manifests if quota.hook_of(m) != "test"]
+
+    @property
     def ok(self) -> bool:
         return self.rendered.ok
 
     def footprint(self) -> quota.Footprint:
-        return quota.footprint(self.release, self.manifests)
+        return quota.footprint(self.release, self.judged)
 
     def digest(self) -> str:
         """What the release would be: the render itself (chart, values, injections)."""
@@ -162,9 +187,10 @@ class ReleasePlan:
 
 
 def make(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
-         image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None) -> ReleasePlan:
+         image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None,
+         clients: tuple[str, ...] = ()) -> ReleasePlan:
     found = injections(component, image_repository=image_repository, image_tag=image_tag, annotations=annotations,
-                       existing_secret=existing_secret)
+                       existing_secret=existing_secret, clients=clients)
     files = values_files(component, profile)
     rendered = helm.template(component.release or component.name, component.chart, files, nested(found), kube_version)
     return ReleasePlan(component, namespace, profile, kube_version, files, tuple(found), rendered)
@@ -193,7 +219,7 @@ def config_names_used(component: Component, secrets: SecretsPlan, files: tuple[P
 
 
 def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
-                  image_id: str, secrets: SecretsPlan) -> ReleasePlan:
+                  image_id: str, secrets: SecretsPlan, clients: tuple[str, ...] = ()) -> ReleasePlan:
     """The component's plan as stage 4 deploys it: its image (by ID in a pod annotation, so a
     rebuild under the same tag rolls the pods), and a digest of the Secrets and ConfigMaps its
     values name (a change rolls the pods that use them, and only those)."""
@@ -204,7 +230,7 @@ def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, 
         notes[CONFIG_DIGEST] = digest
     return make(helm, component, namespace=namespace, profile=profile, kube_version=kube_version,
                 image_repository=component.image, image_tag=component.tag, annotations=notes,
-                existing_secret=existing_secret(component))
+                existing_secret=existing_secret(component), clients=clients)
 
 
 def with_image_tag(helm: helm_mod.Helm, plan: ReleasePlan, tag: str) -> ReleasePlan:
@@ -271,6 +297,15 @@ def not_applied(plan: ReleasePlan) -> list[str]:
         elif item.mapping_key == "existing_secret":
             ok = any(_mentions(t.get("spec"), item.value) for _, t, _ in containers)
             seen = ["not referenced by any serving pod"]
+        elif item.mapping_key == "network_policy_clients":
+            policies = [m for m in plan.manifests if m.get("kind") == "NetworkPolicy"]
+            ok = all(any(_mentions(p.get("spec"), c[INSTANCE_LABEL]) for p in policies) for c in item.value)
+            seen = [f"{len(policies)} NetworkPolicy object(s) not naming them"]
+        elif item.mapping_key in ("database_user", "database_name"):
+            ok = any(_mentions(t.get("spec"), item.value) for _, t, _ in containers) or any(
+                _mentions(m.get("data") or m.get("stringData"), item.value) for m in plan.manifests
+                if m.get("kind") in ("ConfigMap", "Secret"))
+            seen = ["not in the database's pods, ConfigMaps or Secrets"]
         elif item.mapping_key == "migrate_command":
             jobs = [c.get("command") or c.get("args") for m in plan.manifests if m.get("kind") == "Job"
                     for c in ((m.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []]
