@@ -114,7 +114,10 @@ def test_ephemeral_storage_on_every_container(rendered, component):
 
 
 def test_disruption_budget_lets_a_drain_proceed(rendered, component):
-    problems = manifest_policy.pdb_problems(rendered.judged, component.values)
+    """A budget the chart has must let a drain proceed; one it lacks is required only where its
+    values can switch one on (values.pod_disruption_budget), else it is advice in the report."""
+    problems = manifest_policy.pdb_problems(rendered.judged, component.values,
+                                            required=component.values.pod_disruption_budget is not None)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
@@ -211,11 +214,15 @@ def seed_numbers_in_the_report(deploy_plan, helm, cfg, figures):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def probe_advice_in_the_report(deploy_plan, figures):
-    """Advice, not a gate: identical liveness and readiness probes on a component that calls
-    others. Whether readiness should follow a dependency is the app's choice (it can also
-    cascade an outage), so it is flagged in the report with the fix, never failed."""
+def advice_in_the_report(deploy_plan, figures):
+    """Advice, not gates: identical liveness and readiness probes on a component that calls
+    others (whether readiness should follow a dependency is the app's choice: it can also
+    cascade an outage), and a multi-replica workload without a PodDisruptionBudget in a chart
+    that has no values to add one. Flagged in the report with the fix, never failed."""
     for p in deploy_plan.releases:
         if p.ok and p.component.connects_to:
             for advice in manifest_policy.identical_probe_problems(p.manifests, p.component.values):
+                figures.add("advice", component=p.component.name, advice=advice)
+        if p.ok and p.component.values.pod_disruption_budget is None:
+            for advice in manifest_policy.pdb_problems(p.judged, p.component.values):
                 figures.add("advice", component=p.component.name, advice=advice)
