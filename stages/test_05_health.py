@@ -206,11 +206,17 @@ def test_declared_checks_pass_through_the_cluster(request, live, cfg, service_ur
     assert not checks.first_failure(results), checks.failure_message(results)
 
 
-def test_helm_test_passes(live, helm, component):
+def test_helm_test_passes(live, helm, component, figures):
     if component not in live.components:
         pytest.skip(f"{component.name} is not deployed")
     if not component.helm_test:
         pytest.skip(f"helm_test: false for {component.name} in shipcheck.yaml")
+    outcome = live.outcomes[component.name]
+    passed = helm.last_test_passed(component.release)
+    if outcome.skipped and passed:  # the same revision passed its tests, and nothing changed since
+        figures.add("reused", what=f"helm test {component.release}", detail=f"passed at revision {outcome.revision} "
+                                                                          f"({passed}), unchanged since")
+        return
     result = helm.test(component.release)
     if "no tests found" in result.stdout.lower() or (result.ok and "TEST SUITE:" not in result.stdout):
         pytest.skip(f"{component.release} has no helm test")
