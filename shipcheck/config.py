@@ -1,29 +1,66 @@
-"""The pipeline's configuration: one YAML file describing the app, validated on load.
+"""The pipeline's configuration (version 2): one YAML file describing the app, validated on load.
 
-Every problem is reported with the field's dotted name before anything is built, so a
-typo costs a second, not a ten-minute build. Command-line `--set a.b=c` overrides are
-applied to the raw document and validated the same way.
+The shape of every field is data: `shipcheck.schema.json` (JSON Schema 2020-12, checked with
+jsonschema in config_schema.py); what a schema cannot say (paths inside the repository, names
+that refer to declared things, quota quantities) is in config_rules.py; the YAML is read by
+config_yaml.py, which refuses duplicate keys, tags and aliases gone wrong. This module holds
+the objects everyone codes against and builds them, defaults resolved. Every problem names
+its dotted field and is found before anything is built, so a typo costs a second, not a
+ten-minute build. `--set a.b=c` overrides are applied to the raw document first and
+validated the same way.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import config_rules, config_schema, config_yaml
+from .config_rules import BROWSER_STAGES, REQUEST_STAGES, SECRET_REF, repository_of, resolve_path
 
 ROLES = ("app", "database")
 HADOLINT_THRESHOLDS = ("error", "warning", "info", "style")
 PROVIDERS = ("auto", "existing", "minikube", "kind", "k3d", "local")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # DNS-1123 label: names become k8s objects
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_TIMEOUTS_S = {"build": 1200.0, "container_healthy": 90.0, "deploy": 300.0, "readiness_grace": 60.0}
 
 
 class ConfigError(ValueError):
-    """A configuration problem; the message names the field and what would be valid."""
+    """Configuration problems, one per line; each line starts with the dotted field."""
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class ValuesMapping:
+    """Dotted chart value keys the suite sets or names in fixes; None: the chart has no such
+    value. The defaults are `helm create`'s."""
+    image_repository: str | None = "image.repository"
+    image_tag: str | None = "image.tag"
+    image_pull_policy: str | None = "image.pullPolicy"
+    service_port: str | None = "service.port"
+    fullname_override: str | None = "fullnameOverride"
+    liveness_probe: str | None = "livenessProbe"
+    readiness_probe: str | None = "readinessProbe"
+    resources: str | None = "resources"
+    pod_security_context: str | None = "podSecurityContext"
+    security_context: str | None = "securityContext"
+    pod_annotations: str | None = "podAnnotations"
+    existing_secret: str | None = None
+    migrate_command: str | None = None
+    hook_resources: str | None = None
+    test_resources: str | None = None
+
+
+@dataclass(frozen=True)
+class Database:
+    user: str
+    name: str
+    password_secret: str
+    password_key: str
 
 
 @dataclass(frozen=True)
@@ -37,37 +74,76 @@ class Component:
     role: str = "app"
     uid: int = 1001
     health_path: str | None = None
-    readiness_path: str | None = None
+    readiness_path: str | None = None  # resolved: health_path when not given
+    tag: str = ""  # resolved: the component's tag, else the configuration's version
+    target: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
     base_images: dict[str, str] = field(default_factory=dict)
     writable_paths: tuple[str, ...] = ("/tmp",)
     run_env: dict[str, str] = field(default_factory=dict)
-    uses_database: bool = False
+    connects_to: tuple[str, ...] = ()
     migrate_command: tuple[str, ...] = ()
     chart: Path | None = None
-    release: str | None = None
+    release: str | None = None  # resolved: the component name when it has a chart
     values_files: tuple[Path, ...] = ()
+    values: ValuesMapping = ValuesMapping()
+    database: Database | None = None
+    # Deprecated, for callers not yet on `secrets` (stage 2, fixtures.py): whether run_env
+    # takes a key whose source is a database_url. Goes when they move.
+    uses_database: bool = field(default=False, repr=False)
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.image}:{self.tag}"
 
     def __repr__(self) -> str:
         return f"<Component {self.name}>"
 
 
 @dataclass(frozen=True)
+class KeySource:
+    """Where one key of a Secret comes from."""
+    kind: str  # "env" | "generate" | "database_url"
+    env: str | None = None
+    optional: bool = False
+    length: int = 32
+    scheme: str | None = None  # database_url only
+    database: str | None = None  # database_url only: the database component used when env is unset
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    component: str
+    stages: tuple[int, ...]
+    request: dict | None = None  # method (default GET), path, headers, json
+    expect: dict = field(default_factory=dict)  # status, json, json_exists, body_contains; empty: a 2xx status
+    capture: dict[str, str] = field(default_factory=dict)
+    browser: dict | None = None  # path, expect_text, expect_selector
+
+
+@dataclass(frozen=True)
 class Config:
-    root: Path
+    root: Path  # the configuration file's directory: paths are relative to it
     app: str
     version: str
     components: dict[str, Component]
-    stand_in_base_images: dict[str, str]
-    hadolint_threshold: str
-    namespace: str
-    resource_quota: dict[str, str]
-    kubernetes_version: str
-    timeouts_s: dict[str, float]
+    hadolint_threshold: str = "warning"
+    namespace: str = "default"
+    resource_quota: dict[str, str] = field(default_factory=dict)
+    kubernetes_version: str = "1.34"
+    timeouts_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS_S))
     cluster_provider: str = "auto"
     source_url: str = ""
+    entry: str = ""
+    registry: str = ""
+    secrets: dict[str, dict[str, KeySource]] = field(default_factory=dict)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
 
     def image_ref(self, component: Component) -> str:
-        return f"{component.image}:{self.version}"
+        """Kept for old callers: `component.image_ref`."""
+        return f"{component.image}:{component.tag or self.version}"
 
     @property
     def apps(self) -> list[Component]:
@@ -77,197 +153,158 @@ class Config:
     def databases(self) -> list[Component]:
         return [c for c in self.components.values() if c.role == "database"]
 
+    @property
+    def entry_component(self) -> Component:
+        return self.components[self.entry]
 
-_COMPONENT_FIELDS = {
-    # field: (type, required)
-    "context": (str, True),
-    "dockerfile": (str, True),
-    "image": (str, True),
-    "port": (int, True),
-    "size_budget_mb": ((int, float), True),
-    "role": (str, False),
-    "uid": (int, False),
-    "health_path": (str, False),
-    "readiness_path": (str, False),
-    "base_images": (dict, False),
-    "writable_paths": (list, False),
-    "run_env": (dict, False),
-    "uses_database": (bool, False),
-    "migrate_command": (list, False),
-    "chart": (str, False),
-    "release": (str, False),
-    "values_files": (list, False),
-}
-_TOP_FIELDS = {
-    "app": (str, True),
-    "version": (str, True),
-    "components": (dict, True),
-    "stand_in_base_images": (dict, False),
-    "hadolint_threshold": (str, False),
-    "namespace": (str, False),
-    "resource_quota": (dict, False),
-    "kubernetes_version": (str, False),
-    "timeouts_s": (dict, False),
-    "cluster_provider": (str, False),
-    "source_url": (str, False),
-}
-DEFAULT_TIMEOUTS_S = {"build": 1200.0, "container_healthy": 90.0, "deploy": 300.0}
+    @property
+    def stand_in_base_images(self) -> dict[str, str]:
+        """Deprecated (stand-ins now answer to the official names); for fixtures.py until it moves."""
+        return {}
 
 
-def _check_fields(doc: dict, spec: dict, where: str) -> None:
-    for key in doc:
-        if key not in spec:
-            raise ConfigError(f"{where}{key}: unknown key (known: {', '.join(sorted(spec))})")
-    for key, (typ, required) in spec.items():
-        if key not in doc:
-            if required:
-                raise ConfigError(f"{where}{key}: required field is missing")
-            continue
-        value = doc[key]
-        if isinstance(value, bool) and typ in (int, (int, float)):
-            raise ConfigError(f"{where}{key}: expected a number, got {value!r}")
-        if not isinstance(value, typ):
-            name = typ.__name__ if isinstance(typ, type) else "number"
-            raise ConfigError(f"{where}{key}: expected {name}, got {type(value).__name__} {value!r}")
+# --- overrides ----------------------------------------------------------------------------
+def apply_overrides(doc: Any, overrides: list[str]) -> Any:
+    """Apply `a.b.c=value` overrides (value parsed as YAML, plain data only) to a copy of the
+    raw document. The parent of the key must already be a mapping in the document."""
+    doc = copy.deepcopy(doc)  # keeps key order: components deploy in the order written
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, "
+                              "e.g. components.todo-frontend.size_budget_mb=180")
+        if not isinstance(doc, dict):
+            raise ConfigError(f"--set {item!r}: the configuration is not a mapping")
+        target = doc
+        for i, part in enumerate(parts[:-1]):
+            here = ".".join(parts[: i + 1])
+            child = target.get(part)
+            if part not in target:
+                has = ", ".join(map(str, target)) or "nothing"
+                raise ConfigError(f"--set {item!r}: {here} is not in the configuration ({'.'.join(parts[:i]) or 'it'} "
+                                  f"has {has}); set the whole value: --set '{here}=<value>'")
+            if isinstance(child, list):
+                raise ConfigError(f"--set {item!r}: {here} is a list; set the whole list: --set '{here}=[...]'")
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {here} is {config_schema.kind(child)} "
+                                  f"{config_schema.show(child)}, not a mapping")
+            target = child
+        try:
+            target[parts[-1]] = config_yaml.parse(raw, f"--set {item!r}")
+        except config_yaml.YamlError as exc:
+            hint = f"; quote a literal string: --set '{key}=\"...\"'" if exc.syntax else ""
+            raise ConfigError(f"{exc}{hint}") from None
+    return doc
 
 
-def _path_inside(root: Path, value: str, where: str, kind: str) -> Path:
-    path = (root / value).resolve()
-    exists = path.is_dir() if kind == "directory" else path.is_file()
-    if not exists:
-        raise ConfigError(f"{where}: {kind} {value!r} does not exist (looked in {root})")
-    return path
+# --- building the objects -----------------------------------------------------------------
+def _key_source(source: dict) -> KeySource:
+    if "env" in source:
+        return KeySource("env", env=source["env"], optional=source.get("optional", False))
+    if "generate" in source:
+        return KeySource("generate", length=source["generate"])
+    url = source["database_url"]
+    return KeySource("database_url", env=url.get("env"), scheme=url.get("scheme", "postgresql"),
+                     database=url.get("database"))
 
 
-def _component(root: Path, name: str, doc: Any) -> Component:
-    where = f"components.{name}."
-    if not _NAME.match(name):
-        raise ConfigError(f"components.{name}: name must be a lowercase DNS label (a-z, 0-9, '-')")
-    if not isinstance(doc, dict):
-        raise ConfigError(f"components.{name}: expected a mapping of fields")
-    _check_fields(doc, _COMPONENT_FIELDS, where)
-    if doc["size_budget_mb"] <= 0:
-        raise ConfigError(f"{where}size_budget_mb: must be positive, got {doc['size_budget_mb']}")
-    if not 1 <= doc["port"] <= 65535:
-        raise ConfigError(f"{where}port: must be 1-65535, got {doc['port']}")
-    role = doc.get("role", "app")
-    if role not in ROLES:
-        raise ConfigError(f"{where}role: must be one of {ROLES}, got {role!r}")
-    uid = doc.get("uid", 1001)
-    if uid <= 0:
-        raise ConfigError(f"{where}uid: must be a non-root UID (> 0), got {uid}")
-    for key in ("health_path", "readiness_path"):
-        if key in doc and not doc[key].startswith("/"):
-            raise ConfigError(f"{where}{key}: must start with '/', got {doc[key]!r}")
-    if role == "app" and "health_path" not in doc:
-        raise ConfigError(f"{where}health_path: required for app components")
-    if not _NAME.match(doc["image"].rsplit("/", 1)[-1]) or "@" in doc["image"]:
-        raise ConfigError(f"{where}image: give the repository without a tag (the tag is 'version'), got {doc['image']!r}")
-    for p in doc.get("writable_paths", []):
-        if not isinstance(p, str) or not p.startswith("/"):
-            raise ConfigError(f"{where}writable_paths: entries must be absolute paths, got {p!r}")
-    for key in ("values_files", "migrate_command"):
-        for item in doc.get(key, []):
-            if not isinstance(item, str):
-                raise ConfigError(f"{where}{key}: entries must be strings, got {item!r}")
-    for key in ("base_images", "run_env"):
-        for k, v in doc.get(key, {}).items():
-            if not isinstance(v, str):
-                raise ConfigError(f"{where}{key}.{k}: expected a string, got {v!r}")
-    context = _path_inside(root, doc["context"], where + "context", "directory")
-    dockerfile = _path_inside(root, doc["dockerfile"], where + "dockerfile", "file")
-    chart = _path_inside(root, doc["chart"], where + "chart", "directory") if "chart" in doc else None
-    values = tuple(_path_inside(root, v, where + "values_files", "file") for v in doc.get("values_files", []))
+def _component(name: str, doc: dict, cfg: dict, base: Path, repo: Path, problems: list[str],
+               database_keys: set[tuple[str, str]]) -> Component:
+    where = f"components.{name}"
+    before = len(problems)
+    context = resolve_path(base, repo, doc["context"], f"{where}.context", "directory", problems)
+    if "dockerfile" in doc or len(problems) == before:  # the default says nothing new when the context is wrong
+        dockerfile = resolve_path(base, repo, doc.get("dockerfile", str(Path(doc["context"]) / "Dockerfile")),
+                                  f"{where}.dockerfile", "file", problems)
+    else:
+        dockerfile = context / "Dockerfile"
+    chart = resolve_path(base, repo, doc["chart"], f"{where}.chart", "chart", problems) if "chart" in doc else None
+    values_files = tuple(resolve_path(base, repo, v, f"{where}.values_files[{i}]", "file", problems)
+                         for i, v in enumerate(doc.get("values_files", [])))
+    refs = {ref for value in doc.get("run_env", {}).values() for ref in SECRET_REF.findall(value)}
     return Component(
         name=name,
         context=context,
         dockerfile=dockerfile,
         image=doc["image"],
-        port=doc["port"],
+        port=int(doc["port"]),
         size_budget_mb=float(doc["size_budget_mb"]),
-        role=role,
-        uid=uid,
+        role=doc.get("role", "app"),
+        uid=int(doc.get("uid", 1001)),
         health_path=doc.get("health_path"),
-        readiness_path=doc.get("readiness_path"),
+        readiness_path=doc.get("readiness_path", doc.get("health_path")),
+        tag=doc.get("tag", cfg["version"]),
+        target=doc.get("target"),
+        build_args=dict(doc.get("build_args", {})),
         base_images=dict(doc.get("base_images", {})),
         writable_paths=tuple(doc.get("writable_paths", ["/tmp"])),
         run_env=dict(doc.get("run_env", {})),
-        uses_database=doc.get("uses_database", False),
+        connects_to=tuple(doc.get("connects_to", [])),
         migrate_command=tuple(doc.get("migrate_command", [])),
         chart=chart,
-        release=doc.get("release", name if chart else None),
-        values_files=values,
+        release=doc.get("release", name) if chart else None,
+        values_files=values_files,
+        values=ValuesMapping(**doc.get("values", {})),
+        database=Database(**doc["database"]) if "database" in doc else None,
+        uses_database=bool(refs & database_keys),
     )
 
 
-def apply_overrides(doc: dict, overrides: list[str]) -> dict:
-    """Apply `a.b.c=value` overrides (value parsed as YAML) to a copy of the raw document."""
-    doc = copy.deepcopy(doc)  # keeps key order: components deploy in the order written
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. components.todo-frontend.size_budget_mb=180")
-        parts = key.split(".")
-        target = doc
-        for i, part in enumerate(parts[:-1]):
-            if part not in target or not isinstance(target[part], dict):
-                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a mapping in the configuration")
-            target = target[part]
-        target[parts[-1]] = yaml.safe_load(raw)
-    return doc
+def _check(doc: dict, entry: str) -> Check:
+    request = {"method": "GET", **doc["request"]} if "request" in doc else None
+    default_stages = REQUEST_STAGES if request else BROWSER_STAGES
+    return Check(name=doc["name"], component=doc.get("component", entry), stages=tuple(doc.get("stages", default_stages)),
+                 request=request, expect=dict(doc.get("expect", {})), capture=dict(doc.get("capture", {})),
+                 browser=dict(doc["browser"]) if "browser" in doc else None)
 
 
 def parse(doc: Any, root: Path) -> Config:
+    """The Config for the raw document `doc`, whose relative paths are relative to `root`.
+    Raises ConfigError listing every problem found."""
+    if doc is None:
+        doc = {}
     if not isinstance(doc, dict):
-        raise ConfigError("configuration: expected a mapping at the top level")
-    _check_fields(doc, _TOP_FIELDS, "")
-    if not _TAG.match(doc["version"]) or doc["version"] == "latest":
-        raise ConfigError(f"version: must be a valid image tag other than 'latest', got {doc['version']!r}")
-    if not doc["components"]:
-        raise ConfigError("components: at least one component is required")
-    components = {name: _component(root, name, c) for name, c in doc["components"].items()}
-    threshold = doc.get("hadolint_threshold", "warning")
-    if threshold not in HADOLINT_THRESHOLDS:
-        raise ConfigError(f"hadolint_threshold: must be one of {HADOLINT_THRESHOLDS}, got {threshold!r}")
-    namespace = doc.get("namespace", "default")
-    if not _NAME.match(namespace):
-        raise ConfigError(f"namespace: must be a lowercase DNS label, got {namespace!r}")
-    timeouts = dict(DEFAULT_TIMEOUTS_S)
-    for key, value in doc.get("timeouts_s", {}).items():
-        if key not in DEFAULT_TIMEOUTS_S:
-            raise ConfigError(f"timeouts_s.{key}: unknown key (known: {', '.join(DEFAULT_TIMEOUTS_S)})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"timeouts_s.{key}: must be a positive number of seconds, got {value!r}")
-        timeouts[key] = float(value)
-    provider = doc.get("cluster_provider", "auto")
-    if provider not in PROVIDERS:
-        raise ConfigError(f"cluster_provider: must be one of {PROVIDERS}, got {provider!r}")
-    quota = {str(k): str(v) for k, v in doc.get("resource_quota", {}).items()}
-    kube_version = str(doc.get("kubernetes_version", "1.34"))
-    if not re.match(r"^1\.\d+$", kube_version):
-        raise ConfigError(f"kubernetes_version: expected MAJOR.MINOR such as 1.34, got {kube_version!r}")
+        raise ConfigError(f"configuration: expected a mapping at the top level, got {config_schema.kind(doc)}")
+    problems = config_schema.problems(doc)
+    if problems:
+        raise ConfigError(problems)  # the checks below rely on the shape the schema guarantees
+    root = Path(root).resolve()
+    repo = repository_of(root)
+    entry = config_rules.reference_problems(doc, problems)
+    config_rules.quota_problems(doc.get("resource_quota", {}), problems)
+    config_rules.template_problems(doc.get("checks", []), problems)
+    secrets = {name: {key: _key_source(s) for key, s in keys.items()} for name, keys in doc.get("secrets", {}).items()}
+    database_keys = {(name, key) for name, keys in secrets.items() for key, s in keys.items() if s.kind == "database_url"}
+    components = {name: _component(name, c, doc, root, repo, problems, database_keys)
+                  for name, c in doc["components"].items()}
+    if problems:
+        raise ConfigError(problems)
     return Config(
         root=root,
         app=doc["app"],
         version=doc["version"],
         components=components,
-        stand_in_base_images=dict(doc.get("stand_in_base_images", {})),
-        hadolint_threshold=threshold,
-        namespace=namespace,
-        resource_quota=quota,
-        kubernetes_version=kube_version,
-        timeouts_s=timeouts,
-        cluster_provider=provider,
+        hadolint_threshold=doc.get("hadolint_threshold", "warning"),
+        namespace=doc.get("namespace", "default"),
+        resource_quota={k: str(v) for k, v in doc.get("resource_quota", {}).items()},
+        kubernetes_version=doc.get("kubernetes_version", "1.34"),
+        timeouts_s={**DEFAULT_TIMEOUTS_S, **{k: float(v) for k, v in doc.get("timeouts_s", {}).items()}},
+        cluster_provider=doc.get("cluster_provider", "auto"),
         source_url=doc.get("source_url", ""),
+        entry=entry or "",
+        registry=doc.get("registry", ""),
+        secrets=secrets,
+        config_maps={name: dict(keys) for name, keys in doc.get("config_maps", {}).items()},
+        checks=tuple(_check(c, entry or "") for c in doc.get("checks", [])),
     )
 
 
 def load(path: Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate the configuration file at `path`."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} does not exist (set --shipcheck-config or SHIPCHECK_CONFIG)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse(apply_overrides(doc or {}, overrides or []), path.resolve().parent)
+        doc = config_yaml.read(path)
+    except config_yaml.YamlError as exc:
+        raise ConfigError(str(exc)) from None
+    return parse(apply_overrides(doc if doc is not None else {}, overrides or []), path.resolve().parent)

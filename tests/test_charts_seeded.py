@@ -35,22 +35,33 @@ needs_helm = pytest.mark.skipif(HELM is None, reason="helm not installed (bash s
 def write_config(directory: Path) -> Path:
     """A hermetic configuration for the charts: the app's components as shipcheck.yaml
     describes them (the seed's), with stand-in build inputs (stage 3 builds nothing), so
-    these tests never depend on the app's files or on shipcheck.yaml."""
-    build = {"context": str(SEEDED / "app"), "dockerfile": str(SEEDED / "good.Dockerfile"), "size_budget_mb": 300}
+    these tests never depend on the app's files or on shipcheck.yaml. The charts and inputs
+    are copied next to it: configured paths must stay inside the configuration's directory."""
+    for chart in ("todo-postgres", "todo-backend", "todo-frontend"):
+        shutil.copytree(REPO / "charts" / chart, directory / "charts" / chart, dirs_exist_ok=True)
+    shutil.copytree(SEEDED / "app", directory / "app", dirs_exist_ok=True)
+    shutil.copy(SEEDED / "good.Dockerfile", directory / "good.Dockerfile")
+    build = {"context": "app", "dockerfile": "good.Dockerfile", "size_budget_mb": 300}
     doc = {
         "app": "todo-chatbot", "version": "v1.0.0", "namespace": "todo", "kubernetes_version": "1.34",
+        "entry": "todo-frontend",
         "resource_quota": {"requests.cpu": "3", "requests.memory": "6Gi", "limits.cpu": "4", "limits.memory": "8Gi",
                            "pods": "10"},
         "components": {
             "todo-postgres": {**build, "role": "database", "image": "todo-postgres", "port": 5432, "uid": 999,
                               "writable_paths": ["/tmp", "/var/run/postgresql", "/var/lib/postgresql/data"],
-                              "chart": str(REPO / "charts/todo-postgres")},
+                              "database": {"user": "todo", "name": "todo", "password_secret": "todo-postgres-auth",
+                                           "password_key": "postgres-password"},
+                              "chart": "charts/todo-postgres"},
             "todo-backend": {**build, "image": "todo-backend", "port": 8000, "health_path": "/health",
-                             "readiness_path": "/ready", "writable_paths": ["/tmp"], "uses_database": True,
-                             "migrate_command": ["alembic", "upgrade", "head"], "chart": str(REPO / "charts/todo-backend")},
+                             "readiness_path": "/ready", "writable_paths": ["/tmp"],
+                             "run_env": {"DATABASE_URL": "${secret:todo-backend-secret:database-url}"},
+                             "migrate_command": ["alembic", "upgrade", "head"], "chart": "charts/todo-backend"},
             "todo-frontend": {**build, "image": "todo-frontend", "port": 3000, "health_path": "/api/health",
-                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": str(REPO / "charts/todo-frontend")},
+                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": "charts/todo-frontend"},
         },
+        "secrets": {"todo-backend-secret": {"database-url": {"database_url": {"env": "DATABASE_URL",
+                                                                              "database": "todo-postgres"}}}},
     }
     path = directory / "charts.shipcheck.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -104,7 +115,7 @@ def test_release_values_follow_the_configuration(cfg):
     database = charts.release_values(cfg, cfg.components["todo-postgres"], existing_secret="pg")
     assert database.sets["auth.existingSecret"] == "pg" and "healthCheck.path" not in database.sets
     small = charts.profile_values(cfg, cfg.components["todo-postgres"], "small")
-    assert small.files[-1] == REPO / "charts/todo-postgres/values-small.yaml"
+    assert small.files[-1] == cfg.root / "charts/todo-postgres/values-small.yaml"
 
 
 def test_namespace_manifests_from_the_configuration(cfg):
@@ -269,7 +280,7 @@ def failed(outcomes):
 
 @needs_helm
 def test_stage3_seeded_backend_defects_fail_their_gates(pytester, monkeypatch, tmp_path):
-    chart = seed_chart(tmp_path, "todo-backend", values={
+    chart = seed_chart(pytester.path, "todo-backend", values={
         "resources": {"limits": None},  # missing limits
         "healthCheck": {"path": "/healthz"},  # probe on a wrong path
         "image": {"tag": "latest"},  # :latest
@@ -313,7 +324,7 @@ def test_stage3_seeded_backend_defects_fail_their_gates(pytester, monkeypatch, t
 @needs_helm
 def test_stage3_seeded_surge_and_unknown_field_fail_quota_and_schema_gates(pytester, monkeypatch, tmp_path):
     chart = seed_chart(
-        tmp_path, "todo-backend",
+        pytester.path, "todo-backend",
         values={"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}},  # the surge pod breaks the quota
         templates={"deployment.yaml": ("      automountServiceAccountToken: false\n",  # a 1.35-only field
                                        "      automountServiceAccountToken: false\n"

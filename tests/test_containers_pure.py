@@ -158,7 +158,7 @@ def web_component(**kw) -> Component:
 
 def cfg_for(*components) -> Config:
     return Config(root=Path("/"), app="todo", version="v1.0.0", components={c.name: c for c in components},
-                  stand_in_base_images={}, hadolint_threshold="warning", namespace="todo", resource_quota={},
+                  hadolint_threshold="warning", namespace="todo", resource_quota={},
                   kubernetes_version="1.34", timeouts_s={"container_healthy": 5.0})
 
 

@@ -10,9 +10,11 @@ are removed afterwards; the containers and network are removed by stage 2 itself
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -48,13 +50,31 @@ def component(name: str, dockerfile: str, context: Path = SEEDED / "app", **fiel
 
 
 def configuration(components: dict[str, dict]) -> dict:
-    return {"app": "shipcheck-seeded", "version": VERSION, "components": components, "stand_in_base_images": {},
+    return {"app": "shipcheck-seeded", "version": VERSION, "components": components,
+            "entry": next(iter(components)),  # several apps: the one users reach must be named
             "hadolint_threshold": "warning", "namespace": "shipcheck-seeded",
             "timeouts_s": {"build": 300, "container_healthy": 20}}
 
 
 def refs(doc: dict) -> list[str]:
     return [f"{c['image']}:{doc['version']}" for c in doc["components"].values()]
+
+
+def inputs_inside(directory: Path, doc: dict) -> dict:
+    """`doc` with each component's context and Dockerfile copied under `directory`: configured
+    paths must stay inside the configuration's repository (here its directory). Missing files
+    stay as given, for the configuration's own error."""
+    doc = copy.deepcopy(doc)
+    for name, comp in doc["components"].items():
+        for key, copier in (("context", shutil.copytree), ("dockerfile", shutil.copy)):
+            source = Path(comp[key])
+            if source.is_absolute() and source.exists():
+                target = directory / "inputs" / name / source.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    copier(source, target)
+                comp[key] = str(target.relative_to(directory))
+    return doc
 
 
 # --- the inner run ----------------------------------------------------------------------------------
@@ -93,7 +113,7 @@ def run_stage(pytester: pytest.Pytester, doc: dict | str, *args: str, stages=("t
     for stage in stages:
         (pytester.path / "stages" / stage).write_text((REPO / "stages" / stage).read_text())
     cfg_path = pytester.path / "shipcheck.yaml"
-    cfg_path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    cfg_path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(inputs_inside(pytester.path, doc)))
     junit = pytester.path / "inner-junit.xml"
     start = time.monotonic()
     with pytest.MonkeyPatch.context() as mp:
