@@ -47,7 +47,7 @@ DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 PULL_SECRET_NAME = "shipcheck-registry-pull"
 TIMEOUT_S = 10.0
 
-_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?"
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
 _PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(rf"^(?P<host>{_HOST})(?P<path>(?:/{_PATH_PART})*)$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -81,7 +81,7 @@ class Registry:
 def looks_like_host(part: str) -> bool:
     """Docker's rule: the first part of a reference is a registry host when it has a dot or a
     port, or is localhost; otherwise the reference is a Docker Hub repository."""
-    return "." in part or ":" in part or part == "localhost" or part.startswith("[")
+    return "." in part or ":" in part or part == "localhost"
 
 
 def parse(reference: str) -> Registry:
@@ -92,7 +92,7 @@ def parse(reference: str) -> Registry:
     if "://" in ref:
         raise RegistryError(f"registry: {reference!r} has a scheme; give host[:port][/path] without https:// "
                             "(registries are always reached over HTTPS)")
-    if "@" in ref or ref.count(":") > 1 and not ref.startswith("["):
+    if "@" in ref or ":" in ref.partition("/")[2]:
         raise RegistryError(f"registry: {reference!r} must be host[:port][/path], with no tag or digest")
     match = _REFERENCE.match(ref)
     if not match:
@@ -103,7 +103,7 @@ def parse(reference: str) -> Registry:
         raise RegistryError(f"registry: {reference!r} starts with {host!r}, which Docker reads as a Docker Hub "
                             f"account, not a registry host; write docker.io/{ref} for Docker Hub, or give the "
                             "registry's host name with a dot or a port (localhost:5000, registry.example.com)")
-    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else None
+    port = host.rsplit(":", 1)[1] if ":" in host else None
     if port is not None and not 1 <= int(port) <= 65535:
         raise RegistryError(f"registry: port {port} of {reference!r} is not 1-65535")
     return Registry(host.lower() if host not in DOCKER_HUB else "docker.io", match["path"].lstrip("/"))
