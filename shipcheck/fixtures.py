@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from . import app_secrets, commands, helm as helm_mod, images, kube as kube_mod, plan as plan_mod, preflight
-from . import progress, providers, quota, tools, waiting
+from . import progress, providers, quota, registry, tools, waiting
 from .config import Component, Config
 from .plugin import CONFIG_KEY
 
@@ -63,8 +63,10 @@ def ca_bundle(pytestconfig) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, figures) -> dict[str, images.BuildResult]:
-    """Build every component's image with BuildKit (in parallel unless --sequential-builds)."""
+def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, figures,
+           image_route) -> dict[str, images.BuildResult]:
+    """Build every component's image with BuildKit (in parallel unless --sequential-builds),
+    once `image_route` (registry_fixtures.py) has settled how the images will reach the cluster."""
     cli = images.docker_cli()
     jobs = []
     for component in cfg.components.values():
@@ -216,11 +218,18 @@ def config_names_used(component: Component, plan_secrets: app_secrets.SecretsPla
 
 @pytest.fixture(scope="session")
 def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secrets_plan, image_facts,
-                figures) -> DeployPlan:
+                figures, pushed, registry_target) -> DeployPlan:
     """One plan per release, rendered once with the target's Kubernetes version. The values
     profile follows the cluster's size (allocatable minus kube-system), not what other
-    workloads use now: the same cluster always gets the same values."""
+    workloads use now: the same cluster always gets the same values. On the registry path
+    the charts get the pushed repository and `tag@digest`, and the image pull Secret."""
     components = deployed_components(cfg, secrets_plan)
+    # The registry path (issue 14; registry_fixtures.py): deploy what stage 1 pushed, by digest.
+    for c in components if registry_target else []:
+        if not (c.name in pushed and pushed[c.name].ok):
+            pytest.fail(f"{c.name}: not pushed to {registry_target.registry} (see stage 1's "
+                        f"test_image_pushed_and_digest_read_back[{c.name}]); nothing to deploy by digest", pytrace=False)
+    pull_secrets = [registry.PULL_SECRET_NAME] if registry_target and registry_target.credentials else []
 
     def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
         made = []
@@ -230,9 +239,11 @@ def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secr
             digest = secrets_plan.digest(config_names_used(c, secrets_plan, files))
             if digest:
                 notes[plan_mod.CONFIG_DIGEST] = digest
+            repository, tag = registry.image_values(c.image, c.tag, pushed.get(c.name))
             made.append(plan_mod.make(helm, c, namespace=cfg.namespace, profile=profile,
-                                      kube_version=target_facts.server_version, image_repository=c.image,
-                                      image_tag=c.tag, annotations=notes, existing_secret=existing_secret(c)))
+                                      kube_version=target_facts.server_version, image_repository=repository,
+                                      image_tag=tag, annotations=notes, existing_secret=existing_secret(c),
+                                      pull_secrets=pull_secrets))
         return made
 
     requested = pytestconfig.getoption("values_profile")

@@ -48,7 +48,8 @@ class Injection:
 
 
 def injections(component: Component, *, image_repository: str, image_tag: str, annotations: dict[str, str],
-               existing_secret: str | None, pull_policy: str = "IfNotPresent") -> list[Injection]:
+               existing_secret: str | None, pull_policy: str = "IfNotPresent",
+               pull_secrets: list[str] | tuple[str, ...] = ()) -> list[Injection]:
     """What the suite passes to the chart, each through the component's values mapping; a
     mapping key set to null means the chart has no such value and nothing is injected."""
     m = component.values
@@ -68,6 +69,8 @@ def injections(component: Component, *, image_repository: str, image_tag: str, a
         wanted.append(("existing_secret", m.existing_secret, existing_secret))
     if component.migrate_command:
         wanted.append(("migrate_command", m.migrate_command, list(component.migrate_command)))
+    if pull_secrets:  # the registry path: pods pull with the suite's image pull Secret
+        wanted.append(("image_pull_secrets", m.image_pull_secrets, [{"name": n} for n in pull_secrets]))
     found = [Injection(key, chart_key, value) for key, chart_key, value in wanted if chart_key]
     if m.pod_annotations and annotations:
         found.append(Injection("pod_annotations", m.pod_annotations, dict(sorted(annotations.items()))))
@@ -158,9 +161,10 @@ class ReleasePlan:
 
 
 def make(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
-         image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None) -> ReleasePlan:
+         image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None,
+         pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
     found = injections(component, image_repository=image_repository, image_tag=image_tag, annotations=annotations,
-                       existing_secret=existing_secret)
+                       existing_secret=existing_secret, pull_secrets=pull_secrets)
     files = values_files(component, profile)
     rendered = helm.template(component.release or component.name, component.chart, files, nested(found), kube_version)
     return ReleasePlan(component, namespace, profile, kube_version, files, tuple(found), rendered)
@@ -230,6 +234,12 @@ def not_applied(plan: ReleasePlan) -> list[str]:
         elif item.mapping_key == "existing_secret":
             ok = any(_mentions(t.get("spec"), item.value) for _, t, _ in containers)
             seen = ["not referenced by any serving pod"]
+        elif item.mapping_key == "image_pull_secrets":
+            wanted = {s["name"] for s in item.value}
+            seen = [json.dumps(sorted(s.get("name") for s in (t.get("spec") or {}).get("imagePullSecrets") or []))
+                    for _, t, _ in containers]
+            ok = bool(containers) and all(wanted <= {s.get("name") for s in (t.get("spec") or {}).get(
+                "imagePullSecrets") or []} for _, t, _ in containers)
         elif item.mapping_key == "migrate_command":
             jobs = [c.get("command") or c.get("args") for m in plan.manifests if m.get("kind") == "Job"
                     for c in ((m.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []]

@@ -86,6 +86,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-failed", action="store_true", default=os.environ.get("SHIPCHECK_KEEP_FAILED") == "1",
                     help="when stage 5 fails, leave the releases this run changed as they are for debugging instead "
                          "of rolling them back (env SHIPCHECK_KEEP_FAILED=1)")
+    # The registry path (issue 14): overrides of `registry`/`registry_ca`, validated with the file.
+    group.addoption("--registry", default=os.environ.get("SHIPCHECK_REGISTRY"), metavar="HOST[:PORT]/PATH",
+                    help="push images there in stage 1 and deploy them by digest in stage 4 (credentials: "
+                         "REGISTRY_USERNAME/REGISTRY_PASSWORD or your Docker login); overrides `registry` in the "
+                         "configuration (env SHIPCHECK_REGISTRY; '' = load images into the nodes)")
+    group.addoption("--registry-ca", default=os.environ.get("SHIPCHECK_REGISTRY_CA"), metavar="PATH",
+                    help="the registry's CA certificate, when the host does not trust its TLS certificate; overrides "
+                         "`registry_ca` (env SHIPCHECK_REGISTRY_CA)")
     group.addoption("--cleanup", action="store_true", default=os.environ.get("SHIPCHECK_CLEANUP") == "1",
                     help="run stage 6: uninstall the releases and delete the namespace (env SHIPCHECK_CLEANUP=1)")
 
@@ -94,7 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "order: stage order (pytest-order)")
     path = Path(config.getoption("shipcheck_config") or Path(config.rootpath) / "shipcheck.yaml")
     try:
-        config.stash[CONFIG_KEY] = load(path, config.getoption("shipcheck_set"))
+        config.stash[CONFIG_KEY] = load(path, config.getoption("shipcheck_set") + registry_overrides(config))
     except ConfigError as exc:
         raise pytest.UsageError(f"shipcheck configuration {path}: {exc}") from None
     config.stash[FIGURES_KEY] = Figures()
@@ -104,6 +112,16 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.ensure_newline()
             reporter.write_line(line)
         progress.sink = to_terminal
+
+
+def registry_overrides(config: pytest.Config) -> list[str]:
+    """--registry/--registry-ca as `--set` overrides (quoted: the values are YAML)."""
+    found = []
+    for option, key in (("registry", "registry"), ("registry_ca", "registry_ca")):
+        value = config.getoption(option)
+        if value is not None:
+            found.append(f"{key}={json.dumps(value)}")
+    return found
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import quota
+from . import progress, quota
 
 
 def node_capacity(core, namespace: str, only_namespace: str | None = None) -> tuple[dict[str, str], dict[str, Decimal]]:
@@ -25,7 +25,16 @@ def node_capacity(core, namespace: str, only_namespace: str | None = None) -> tu
         for key in allocatable:
             allocatable[key] += quota.parse_quantity((node.status.allocatable or {}).get(key, "0"))
     reserved = {"cpu": Decimal(0), "memory": Decimal(0), "pods": Decimal(0)}
-    for pod in core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items:
+    try:
+        pods = core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items
+    except Exception as exc:
+        if getattr(exc, "status", None) != 403:
+            raise
+        # A least-privilege account (examples/rbac/) reads only its own namespace: what other
+        # namespaces request is unknown, so the node fit is judged against allocatable alone.
+        progress.say("pods of other namespaces are not readable (RBAC): the node fit counts none of their requests")
+        pods = []
+    for pod in pods:
         if pod.metadata.namespace == namespace or pod.spec.node_name not in names:
             continue
         if only_namespace and pod.metadata.namespace != only_namespace:

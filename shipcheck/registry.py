@@ -510,6 +510,23 @@ def digest_problem(result: PushResult, read_back: str | None, local_repo_digests
     return None
 
 
+# --- deploying what was pushed ----------------------------------------------------------------
+def image_values(image: str, tag: str, push: PushResult | None) -> tuple[str, str]:
+    """(image repository, image tag) a chart receives: the pushed repository and
+    `tag@digest` on the registry path, else the local image and tag (loaded into nodes)."""
+    if push is None:
+        return image, tag
+    return push.repository, pinned_tag(push.tag, push.digest)
+
+
+def running_digest_problems(pods: list[dict], digest: str) -> list[str]:
+    """Containers whose imageID is not the pushed digest (the kubelet reports an image
+    pulled from a registry as repository@sha256:<manifest digest>)."""
+    return [f"{p['metadata']['name']}/{c['name']}: {c.get('imageID') or 'no imageID yet'}"
+            for p in pods for c in (p.get("status") or {}).get("containerStatuses") or []
+            if not (c.get("imageID") or "").endswith(f"@{digest}")]
+
+
 # --- the pull Secret ------------------------------------------------------------------------
 def dockerconfigjson(registry_host: str, creds: Credentials) -> str:
     auth_key = DOCKER_HUB_AUTH_KEY if registry_host in DOCKER_HUB else registry_host
