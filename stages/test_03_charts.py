@@ -93,9 +93,11 @@ def test_restricted_security_context(rendered, component):
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
-def test_image_pinned_to_built_tag(rendered, component):
+def test_image_pinned_to_built_tag(rendered, component, pushed):
     app_version = str(charts.chart_metadata(component.chart).get("appVersion", ""))
-    problems = manifest_policy.image_problems(rendered.manifests, component.image_ref, app_version)
+    push = pushed.get(component.name)  # the registry path: the pushed repository, tag@digest
+    expected = f"{push.repository}:{component.tag}" if push else component.image_ref
+    problems = manifest_policy.image_problems(rendered.manifests, expected, app_version)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 

@@ -213,3 +213,15 @@ def test_pull_secret_is_a_dockerconfigjson_secret_and_its_contents_are_masked():
 def test_pull_secret_for_docker_hub_uses_the_v1_key():
     doc = reg.pull_secret_manifest("pull", "ns", "docker.io", reg.Credentials("me", "hub-password-1"))
     assert list(json.loads(base64.b64decode(doc["data"][".dockerconfigjson"]))["auths"]) == ["https://index.docker.io/v1/"]
+
+
+def test_the_stage1_builds_fixture_settles_the_route_first():
+    """What makes 'before any build' hold outside the lab (whose prebuilt `builds` skips the
+    build): the real fixture depends on image_route, which checks the registry."""
+    import inspect
+
+    from shipcheck import fixtures
+
+    source = inspect.getsource(fixtures)
+    signature = source[source.index("def builds("):source.index(") -> dict[str, images.BuildResult]:")]
+    assert "image_route" in signature
