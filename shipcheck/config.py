@@ -45,6 +45,7 @@ class ValuesMapping:
     fullname_override: str | None = "fullnameOverride"
     liveness_probe: str | None = "livenessProbe"
     readiness_probe: str | None = "readinessProbe"
+    startup_probe: str | None = None
     resources: str | None = "resources"
     pod_security_context: str | None = "podSecurityContext"
     security_context: str | None = "securityContext"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -200,10 +201,16 @@ def deployed_components(cfg: Config, plan_secrets: app_secrets.SecretsPlan) -> l
             if c.chart and not (c.role == "database" and plan_secrets.external_database)]
 
 
+SECRET_PLACEHOLDER = re.compile(r"\$\{secret:([^:}]+):[^}]+\}")
+
+
 def existing_secret(component: Component) -> str | None:
+    """The Secret the component's chart reads (injected at values.existing_secret): a
+    database's password Secret, or the one Secret the app's run_env takes values from."""
     if component.role == "database" and component.database:
         return component.database.password_secret
-    return getattr(component, "secret", None)
+    named = {m.group(1) for v in component.run_env.values() for m in SECRET_PLACEHOLDER.finditer(v)}
+    return named.pop() if len(named) == 1 else None
 
 
 def config_names_used(component: Component, plan_secrets: app_secrets.SecretsPlan, files: tuple[Path, ...]) -> set[str]:

@@ -1,4 +1,4 @@
-"""pytest plugin: configuration, stage ordering, evidence and figures for the reports.
+"""pytest plugin: configuration, stage ordering, evidence for the reports.
 
 - Options live in the "shipcheck" group; each has a default and an environment fallback.
 - The configuration file is loaded and validated in pytest_configure: a bad field stops
@@ -8,51 +8,27 @@
 - Fixtures register diagnosers while they hold live resources; when a test fails, each
   one's evidence (logs, events, describe output) is attached to that test's report
   (HTML log, JUnit system-out).
-- Figures (image sizes, timings, quota fit, usage) go to reports/summary.json and a
-  summary section at the top of reports/report.html.
+- Figures and the reports (reports/report.html, summary.json) are shipcheck.report's; live
+  progress lines are shipcheck.progress's. Both are plugins registered here.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from . import commands, progress
-from .config import Config, ConfigError, load
+from . import commands, validate
+from .config import Config
+
+pytest_plugins = ["shipcheck.report", "shipcheck.progress"]
 
 STAGE_NAMES = {1: "build", 2: "containers", 3: "charts", 4: "deploy", 5: "health", 6: "cleanup"}
 CONFIG_KEY = pytest.StashKey[Config]()
-FIGURES_KEY = pytest.StashKey["Figures"]()
 _failed_stages: dict[int, str] = {}
 _diagnosers: dict[str, Callable[[], list[tuple[str, str]]]] = {}
-
-
-class Figures:
-    """Measured figures by section, for summary.json and the HTML summary."""
-
-    def __init__(self) -> None:
-        self.sections: dict[str, list[dict]] = {}
-        self.images: dict[str, str] = {}  # title -> base64 PNG
-        self.html: dict[str, str] = {}  # title -> HTML fragment (charts)
-
-    def add(self, section: str, **row) -> None:
-        self.sections.setdefault(section, []).append(row)
-
-    def add_png(self, title: str, png_base64: str) -> None:
-        self.images[title] = png_base64
-
-    def add_html(self, title: str, fragment: str) -> None:
-        self.html[title] = fragment
-
-    def as_dict(self) -> dict:
-        return {"sections": self.sections, "images": sorted(self.images)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,27 +77,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "order: stage order (pytest-order)")
     path = Path(config.getoption("shipcheck_config") or Path(config.rootpath) / "shipcheck.yaml")
-    try:
-        config.stash[CONFIG_KEY] = load(path, config.getoption("shipcheck_set") + registry_overrides(config))
-    except ConfigError as exc:
-        raise pytest.UsageError(f"shipcheck configuration {path}: {exc}") from None
-    config.stash[FIGURES_KEY] = Figures()
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        def to_terminal(line: str) -> None:
-            reporter.ensure_newline()
-            reporter.write_line(line)
-        progress.sink = to_terminal
+    # Bad configuration, environment or options stop the run here, before anything is built.
+    cfg, problems = validate.problems(path, config.getoption("shipcheck_set") + registry_overrides(config),
+                                       config.getoption("cluster"))
+    ca = config.getoption("ca_bundle")
+    if ca not in ("auto", "none") and not Path(ca).is_file():
+        problems.append(f"--ca-bundle {ca}: no such file (give a CA bundle's path, 'auto' or 'none'; env "
+                        "SHIPCHECK_CA_BUNDLE)")
+    if problems or cfg is None:
+        raise pytest.UsageError(f"shipcheck configuration {path}:\n" + "\n".join(problems))
+    config.stash[CONFIG_KEY] = cfg
 
 
 def registry_overrides(config: pytest.Config) -> list[str]:
-    """--registry/--registry-ca as `--set` overrides (quoted: the values are YAML)."""
-    found = []
-    for option, key in (("registry", "registry"), ("registry_ca", "registry_ca")):
-        value = config.getoption(option)
-        if value is not None:
-            found.append(f"{key}={json.dumps(value)}")
-    return found
+    """--registry/--registry-ca as `--set` overrides (validate.registry_overrides)."""
+    return validate.registry_overrides(config.getoption("registry"), config.getoption("registry_ca"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -135,12 +105,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def cfg(pytestconfig: pytest.Config) -> Config:
     """The validated pipeline configuration."""
     return pytestconfig.stash[CONFIG_KEY]
-
-
-@pytest.fixture(scope="session")
-def figures(pytestconfig: pytest.Config) -> Figures:
-    """Record measured figures for summary.json and the HTML summary."""
-    return pytestconfig.stash[FIGURES_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -207,49 +171,3 @@ def _attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
             # "Captured stdout" sections junitxml writes to <system-out>.
             report.sections.append((f"Captured stdout diagnostics: {title}", text))
             item.add_report_section(report.when, f"stdout diagnostics: {title}", text)
-
-
-# --- reports ----------------------------------------------------------------------------
-_stage_times: dict[str, float] = {}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    module = report.nodeid.split("::")[0]
-    if module.startswith("stages/"):
-        _stage_times[module] = _stage_times.get(module, 0.0) + report.duration
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    figures = session.config.stash.get(FIGURES_KEY, None)
-    if figures is None:
-        return
-    for module, seconds in sorted(_stage_times.items()):
-        figures.add("stage timings", stage=module, seconds=round(seconds, 1))
-    out = Path(session.config.rootpath) / "reports"
-    if figures.sections and out.is_dir():
-        summary = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "failed_stages": {str(k): v for k, v in _failed_stages.items()}, **figures.as_dict()}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        for title, png in figures.images.items():  # also as files, for CI artifacts
-            slug = "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
-            (out / f"{slug}.png").write_bytes(base64.b64decode(png))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    figures = session.config.stash.get(FIGURES_KEY, None)
-    if figures is None:
-        return
-    for title, rows in figures.sections.items():
-        if not rows:
-            continue
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>"
-                       for row in rows)
-        postfix.append(f"<h3>{html.escape(title)}</h3><table class='shipcheck'><tr>{head}</tr>{body}</table>")
-    for title, fragment in figures.html.items():
-        postfix.append(f"<h3>{html.escape(title)}</h3>{fragment}")
-    for title, png in figures.images.items():
-        postfix.append(f"<h3>{html.escape(title)}</h3><img style='max-width:100%;border:1px solid #ccc' "
-                       f"src='data:image/png;base64,{png}' alt='{html.escape(title)}'>")

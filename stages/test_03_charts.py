@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from shipcheck import charts, manifest_policy, namespace, plan as plan_mod, quota
+from shipcheck import charts, manifest_policy, namespace, plan as plan_mod, quota, report
 
 pytestmark = pytest.mark.order(3)
 
@@ -121,19 +121,10 @@ def footprints(deploy_plan) -> list[quota.Footprint]:
     return deploy_plan.footprints()
 
 
-def record_fits(figures, values, fits):
-    for fit in fits:
-        row = {"values": values, "phase": fit.phase.name, "against": fit.against}
-        for item in fit.rows():
-            row[item["resource"]] = f"{item['used']} / {item['limit']} ({item['share']})"
-        row["fits"] = fit.ok
-        figures.add("quota fit", **row)
-
-
 def test_quota_fit_at_rest(footprints, deploy_plan, cfg, figures):
     name = namespace.quota_name(cfg)
     fit = quota.quota_fit(quota.phases(footprints)[0], cfg.resource_quota, name)
-    record_fits(figures, deploy_plan.profile, [fit])
+    report.record_fits(figures, deploy_plan.profile, [fit])
     assert fit.ok, "\n".join(map(str, fit.overflows))
 
 
@@ -142,7 +133,7 @@ def test_quota_fit_during_rollout(footprints, deploy_plan, plan, cfg, figures):
     release at rest."""
     phases = [p for p in quota.phases(footprints) if p.release == plan.release]
     fits = [quota.quota_fit(p, cfg.resource_quota, namespace.quota_name(cfg)) for p in phases]
-    record_fits(figures, deploy_plan.profile, fits)
+    report.record_fits(figures, deploy_plan.profile, fits)
     overflows = [str(o) for fit in fits for o in fit.overflows]
     assert not overflows, "\n".join(overflows)
 
@@ -159,6 +150,5 @@ def seed_numbers_in_the_report(deploy_plan, helm, cfg, figures):
             rendered = helm.template(p.release, p.chart, (seed,), p.values, p.kube_version)
             footprints.append(quota.footprint(p.release, rendered.manifests))
     if footprints:
-        record_fits(figures, "seed (values-seed.yaml, for comparison)",
-                    [quota.quota_fit(ph, cfg.resource_quota, namespace.quota_name(cfg))
-                     for ph in quota.phases(footprints)])
+        report.add_seed_comparison(figures, [quota.quota_fit(ph, cfg.resource_quota, namespace.quota_name(cfg))
+                                             for ph in quota.phases(footprints)])

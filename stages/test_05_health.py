@@ -12,7 +12,7 @@ import time
 import pytest
 
 from shipcheck import checks, commands, deploy, kube as kube_mod, metrics, namespace, plan as plan_mod, quota, reach
-from shipcheck import deploy_fixtures, helm as helm_mod, plugin, progress, proofs, report_charts
+from shipcheck import deploy_fixtures, helm as helm_mod, plugin, progress, proofs, report, report_charts
 from shipcheck import rollout, web
 
 pytestmark = pytest.mark.order(5)
@@ -187,13 +187,13 @@ def test_services_resolve_and_answer_from_the_entry_pod(live, kube, cfg):
                             "Service has no ready endpoints or a NetworkPolicy refuses the entry component.")
 
 
-def test_declared_checks_pass_through_the_cluster(live, cfg, service_urls, figures):
+def test_declared_checks_pass_through_the_cluster(request, live, cfg, service_urls, figures):
     results = checks.run(cfg.checks, 5, service_urls)
     for result in results:
         figures.add("checks (stage 5)", check=result.check, component=result.component, ok=result.ok,
                     request=result.request, status=result.status, seconds=round(result.duration_s, 2))
         if result.screenshot_png:
-            figures.add_png(f"{result.check} (headless Chromium)", result.screenshot_png)
+            report.attach_png(request, f"{result.check} (headless Chromium)", result.screenshot_png)
     if not results:
         pytest.skip("no checks declared for stage 5 in shipcheck.yaml")
     assert not checks.first_failure(results), checks.failure_message(results)

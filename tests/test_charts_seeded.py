@@ -1,9 +1,12 @@
 """Charts and stage 3 on seeded defects.
 
-- argv builders, helm lookup, release values and namespace manifests (pure);
+- tool lookup and namespace manifests (pure; argv and values are tests/test_helm.py's and
+  tests/test_plan.py's);
 - the real charts rendered with helm (facts the gates rely on);
 - pytester runs of the real stages/test_03_charts.py against a copied chart with defects
   seeded, asserting that exactly the right gates fail, each with its value, limit and fix.
+  The inner run renders for a fixed target (Kubernetes v1.34.4, one 2-core node) with
+  made-up image IDs: stage 3 judges charts, so it needs neither Docker nor a cluster there.
 """
 
 import os
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipcheck import charts, commands, config, namespace, quota
+from shipcheck import commands, config, helm as helm_mod, namespace, plan as plan_mod, quota, tools
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDED = REPO / "tests" / "seeded"
@@ -23,8 +26,8 @@ SEEDED = REPO / "tests" / "seeded"
 
 def _helm_or_none():
     try:
-        return charts.helm_binary()
-    except charts.HelmNotFound:
+        return tools.binary("helm")
+    except tools.ToolNotFound:
         return None
 
 
@@ -78,44 +81,16 @@ def test_helm_found_in_the_cache_dir_when_not_on_path(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"PATH": str(empty), "SHIPCHECK_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
-    with pytest.raises(charts.HelmNotFound, match=r"helm not found on PATH nor at .*cache/bin/helm\. Fix: run "
-                                                  r"`bash setup/tools\.sh`"):
-        charts.helm_binary(env)
+    with pytest.raises(tools.ToolNotFound, match=r"helm not found on PATH nor at .*cache/bin/helm\. Fix: run "
+                                                 r"`\./pipeline setup`"):
+        tools.binary("helm", env)
     helm = tmp_path / "cache" / "bin" / "helm"
     helm.parent.mkdir(parents=True)
     helm.write_text("#!/bin/sh\n")
     helm.chmod(helm.stat().st_mode | stat.S_IEXEC)
-    assert charts.helm_binary(env) == str(helm)
+    assert tools.binary("helm", env) == str(helm)
     del env["SHIPCHECK_CACHE"]
-    assert charts.cache_bin_dir(env) == tmp_path / ".cache" / "shipcheck" / "bin"
-
-
-def test_argv_builders():
-    values = charts.ReleaseValues((Path("/v/small.yaml"),), {"image.tag": "v1.0.0", "service.port": 8000,
-                                                             "migrations.command": ["alembic", "upgrade", "head"]})
-    assert charts.lint_argv("helm", Path("charts/x"), kube_version="1.34") == [
-        "helm", "lint", "charts/x", "--strict", "--kube-version", "v1.34.0"]
-    assert charts.template_argv("helm", Path("charts/x"), "x", "todo", values, kube_version="1.34") == [
-        "helm", "template", "x", "charts/x", "--namespace", "todo", "--kube-version", "v1.34.0",
-        "-f", "/v/small.yaml", "--set-json", 'image.tag="v1.0.0"', "--set-json", "service.port=8000",
-        "--set-json", 'migrations.command=["alembic", "upgrade", "head"]']
-    assert values.nested() == {"image": {"tag": "v1.0.0"}, "service": {"port": 8000},
-                               "migrations": {"command": ["alembic", "upgrade", "head"]}}
-
-
-def test_release_values_follow_the_configuration(cfg):
-    backend = charts.release_values(cfg, cfg.components["todo-backend"], existing_secret="todo-backend-secret")
-    assert backend.sets == {
-        "fullnameOverride": "todo-backend", "image.repository": "todo-backend", "image.tag": cfg.version,
-        "image.pullPolicy": "IfNotPresent", "service.port": 8000, "healthCheck.path": "/health",
-        "healthCheck.readinessPath": "/ready", "migrations.command": ["alembic", "upgrade", "head"],
-        "secret.existingSecret": "todo-backend-secret"}
-    frontend = charts.release_values(cfg, cfg.components["todo-frontend"])
-    assert frontend.sets["healthCheck.readinessPath"] == "/api/health"  # no readiness_path: the health path
-    database = charts.release_values(cfg, cfg.components["todo-postgres"], existing_secret="pg")
-    assert database.sets["auth.existingSecret"] == "pg" and "healthCheck.path" not in database.sets
-    small = charts.profile_values(cfg, cfg.components["todo-postgres"], "small")
-    assert small.files[-1] == cfg.root / "charts/todo-postgres/values-small.yaml"
+    assert tools.cache_bin_dir(env) == tmp_path / ".cache" / "shipcheck" / "bin"
 
 
 def test_namespace_manifests_from_the_configuration(cfg):
@@ -132,10 +107,11 @@ def test_namespace_manifests_from_the_configuration(cfg):
 
 # --- the real charts --------------------------------------------------------------------
 def render(chart: str, *args: str, namespace_name: str = "todo") -> list[dict]:
-    argv = charts.template_argv(HELM, REPO / "charts" / chart, chart, namespace_name, kube_version="1.34")
+    argv = [HELM, *helm_mod.template_argv(chart, REPO / "charts" / chart, kube_version="1.34"), "--namespace",
+            namespace_name]
     result = commands.run(argv + list(args), check=False)
     assert result.ok, result.tail()
-    return charts.parse_manifests(result.stdout)
+    return helm_mod.manifest_docs(result.stdout)
 
 
 def by_kind(manifests, kind):
@@ -205,7 +181,7 @@ def test_postgres_is_one_statefulset_on_an_emptydir_unless_persistence_is_on():
 
 @needs_helm
 def test_values_schema_rejects_a_typo():
-    argv = charts.template_argv(HELM, REPO / "charts/todo-backend", "todo-backend", "todo") + ["--set", "replicas=3"]
+    argv = [HELM, *helm_mod.template_argv("todo-backend", REPO / "charts/todo-backend"), "--set", "replicas=3"]
     result = commands.run(argv, check=False)
     assert not result.ok and "replicas" in result.stderr
 
@@ -213,8 +189,9 @@ def test_values_schema_rejects_a_typo():
 @needs_helm
 def test_small_profile_fits_the_2_core_node_with_everything_at_once(cfg):
     footprints = []
+    helm = helm_mod.Helm(HELM, [], cfg.namespace)
     for c in cfg.components.values():
-        rendered = charts.template(HELM, c.chart, c.release, cfg.namespace, charts.profile_values(cfg, c, "small"))
+        rendered = helm.template(c.release, c.chart, plan_mod.values_files(c, "small"), None, "1.34")
         footprints.append(quota.footprint(c.release, rendered.manifests))
     peak = quota.everything_at_once(footprints)
     assert peak.total["requests.cpu"] == quota.parse_quantity("900m")  # 3+3 app pods, db, hook, 3 test pods
@@ -247,13 +224,44 @@ def seed_chart(tmp_path: Path, name: str, values: dict | None = None, templates:
     return chart
 
 
+INNER_CONFTEST = '''"""Stage 3 judges charts: a fixed target and made-up image IDs, no Docker, no cluster."""
+from decimal import Decimal
+
+import pytest
+
+from shipcheck import app_secrets, fixtures, helm as helm_mod, images, tools
+
+
+@pytest.fixture(scope="session")
+def target_facts():
+    return fixtures.TargetFacts("seeded", "v1.34.4", {"cpu": "2", "memory": "8Gi", "pods": "110"},
+                                {"cpu": Decimal("0.1"), "memory": Decimal(70 * 2**20), "pods": Decimal(1)})
+
+
+@pytest.fixture(scope="session")
+def image_facts():
+    return lambda c: images.ImageFacts(c.image_ref, "sha256:" + "0" * 64, 0, "1001", None, [], {}, [])
+
+
+@pytest.fixture(scope="session")
+def secrets_plan(cfg):
+    return app_secrets.resolve(cfg, {}, app_secrets.nothing_existing, app_secrets.cluster_host(cfg))
+
+
+@pytest.fixture(scope="session")
+def helm(cfg):
+    return helm_mod.Helm(tools.binary("helm"), [], cfg.namespace)
+'''
+
+
 def run_stage3(pytester, monkeypatch, *overrides: str) -> dict[str, tuple[str, str]]:
     """Run stages/test_03_charts.py in a subprocess; {test name: (outcome, message)}."""
     (pytester.path / "stages").mkdir()
     shutil.copy(REPO / "stages" / "test_03_charts.py", pytester.path / "stages")
+    (pytester.path / "stages" / "conftest.py").write_text(INNER_CONFTEST)
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     junit = pytester.path / "junit.xml"
-    args = ["-p", "shipcheck.plugin", "-p", "shipcheck.fixtures", "-p", "no:cacheprovider",
+    args = ["-p", "shipcheck.plugin", "-p", "shipcheck.fixtures", "-p", "no:cacheprovider", "--values-profile=defaults",
             f"--shipcheck-config={write_config(pytester.path)}", f"--junitxml={junit}", "stages/test_03_charts.py"]
     for item in overrides:
         args.append(f"--set={item}")
@@ -282,43 +290,47 @@ def failed(outcomes):
 def test_stage3_seeded_backend_defects_fail_their_gates(pytester, monkeypatch, tmp_path):
     chart = seed_chart(pytester.path, "todo-backend", values={
         "resources": {"limits": None},  # missing limits
-        "healthCheck": {"path": "/healthz"},  # probe on a wrong path
-        "image": {"tag": "latest"},  # :latest
         "strategy": {"rollingUpdate": {"maxUnavailable": 1}},  # maxUnavailable 1
         "podSecurityContext": {"runAsUser": 0}, "securityContext": {"runAsUser": 0},  # running as root
         "config": {"DATABASE_URL": "postgresql://todo:hunter2hunter2@db:5432/todo"},  # a secret in a ConfigMap
-    })
+    }, templates={"deployment.yaml": ('image: {{ include "todo-backend.image" . | quote }}',  # a hard-coded :latest
+                                      "image: todo-backend:latest")})
     outcomes = run_stage3(pytester, monkeypatch, f"components.todo-backend.chart={chart}")
-    # Defects in values.yaml show in the chart-defaults render; the pipeline's own values
-    # (tag, probe paths) mask two of them there, which is what gets deployed.
     assert failed(outcomes) == sorted([
-        "test_requests_and_limits_on_every_container[defaults-todo-backend]",
-        "test_requests_and_limits_on_every_container[pipeline-todo-backend]",
-        "test_probes_on_configured_paths[defaults-todo-backend]",
-        "test_restricted_security_context[defaults-todo-backend]",
-        "test_restricted_security_context[pipeline-todo-backend]",
-        "test_image_pinned_to_built_tag[defaults-todo-backend]",
-        "test_rolling_update_surge_1_unavailable_0[defaults-todo-backend]",
-        "test_rolling_update_surge_1_unavailable_0[pipeline-todo-backend]",
-        "test_no_secrets_in_configmaps_or_values_files[defaults-todo-backend]",
-        "test_no_secrets_in_configmaps_or_values_files[pipeline-todo-backend]",
+        "test_injected_values_took_effect[todo-backend]",
+        "test_requests_and_limits_on_every_container[todo-backend]",
+        "test_restricted_security_context[todo-backend]",
+        "test_image_pinned_to_built_tag[todo-backend]",
+        "test_rolling_update_surge_1_unavailable_0[todo-backend]",
+        "test_no_secrets_in_configmaps_or_values_files[todo-backend]",
     ]), {k: v for k, v in outcomes.items() if v[0] == "failed"}
     message = {name: text for name, (_, text) in outcomes.items()}
+    assert ('the suite injected values.image_tag (image.tag="v1.0.0"), but the render shows '
+            "['todo-backend:latest']") in message["test_injected_values_took_effect[todo-backend]"]
     assert ("Deployment/todo-backend container todo-backend: no resources.limits.cpu, resources.limits.memory "
-            "(required: requests and limits") in message["test_requests_and_limits_on_every_container[defaults-todo-backend]"]
-    assert ("livenessProbe is GET /healthz on port http, expected GET /health (health_path of components.todo-backend "
-            "in shipcheck.yaml). Fix: set healthCheck.path: /health") in message["test_probes_on_configured_paths[defaults-todo-backend]"]
-    assert ("image todo-backend:latest is tagged latest; required the built tag todo-backend:v1.0.0 (version in "
-            "shipcheck.yaml). Fix: set image.repository: todo-backend and image.tag: v1.0.0") in message[
-        "test_image_pinned_to_built_tag[defaults-todo-backend]"]
+            "(required: requests and limits") in message["test_requests_and_limits_on_every_container[todo-backend]"]
+    assert "image todo-backend:latest is tagged latest" in message["test_image_pinned_to_built_tag[todo-backend]"]
     assert ("Deployment/todo-backend: RollingUpdate maxUnavailable 1 = 1 pod(s) of 2, required 0") in message[
-        "test_rolling_update_surge_1_unavailable_0[pipeline-todo-backend]"]
-    assert "runs as root (UID 0), required UID 1001" in message["test_restricted_security_context[pipeline-todo-backend]"]
-    secrets = message["test_no_secrets_in_configmaps_or_values_files[defaults-todo-backend]"]
+        "test_rolling_update_surge_1_unavailable_0[todo-backend]"]
+    assert "runs as root (UID 0), required UID 1001" in message["test_restricted_security_context[todo-backend]"]
+    secrets = message["test_no_secrets_in_configmaps_or_values_files[todo-backend]"]
     assert "ConfigMap/todo-backend-config: 1 secret-looking value(s), limit 0: data.DATABASE_URL (URL with a password)" in secrets
     assert "values.yaml: 1 secret-looking value(s), limit 0: config.DATABASE_URL (URL with a password)" in secrets
     assert "hunter2" not in secrets
     assert outcomes["test_quota_fit_at_rest"][0] == "passed"
+
+
+@needs_helm
+def test_stage3_seeded_probe_path_in_a_template_is_caught_by_the_mapping_gate(pytester, monkeypatch):
+    """A chart that hard-codes its probe path ignores the injected one: the gate names the mapping key."""
+    chart = seed_chart(pytester.path, "todo-backend", templates={"deployment.yaml": (
+        "          livenessProbe:\n            {{- toYaml . | nindent 12 }}",
+        "          livenessProbe:\n            httpGet: {path: /healthz, port: http}")})
+    outcomes = run_stage3(pytester, monkeypatch, f"components.todo-backend.chart={chart}")
+    assert "test_injected_values_took_effect[todo-backend]" in failed(outcomes)
+    text = outcomes["test_injected_values_took_effect[todo-backend]"][1]
+    assert 'values.liveness_probe (livenessProbe.httpGet.path="/health")' in text and "['/healthz']" in text
+    assert "Fix: set components.todo-backend.values.liveness_probe" in text
 
 
 @needs_helm
@@ -331,8 +343,7 @@ def test_stage3_seeded_surge_and_unknown_field_fail_quota_and_schema_gates(pytes
                                        "      workloadRef: {name: todo, podGroup: api}\n")})
     outcomes = run_stage3(pytester, monkeypatch, f"components.todo-backend.chart={chart}")
     assert failed(outcomes) == sorted([
-        "test_manifests_valid_for_kubernetes_version[defaults-todo-backend]",
-        "test_manifests_valid_for_kubernetes_version[pipeline-todo-backend]",
+        "test_manifests_valid_for_kubernetes_version[todo-backend]",
         "test_quota_fit_during_rollout[todo-backend]",
     ]), {k: v for k, v in outcomes.items() if v[0] == "failed"}
     rollout = outcomes["test_quota_fit_during_rollout[todo-backend]"][1]
@@ -341,6 +352,5 @@ def test_stage3_seeded_surge_and_unknown_field_fail_quota_and_schema_gates(pytes
     assert "todo-backend rolling update: limits.cpu 4.5 > quota 4 (at rest 3.5 + surge pod 1)" in rollout
     assert ("Deployment/todo-backend: spec.template.spec: Additional properties are not allowed ('workloadRef' was "
             "unexpected) (Kubernetes 1.34 schema, strict). Fix:") in outcomes[
-        "test_manifests_valid_for_kubernetes_version[pipeline-todo-backend]"][1]
+        "test_manifests_valid_for_kubernetes_version[todo-backend]"][1]
     assert outcomes["test_quota_fit_at_rest"][0] == "passed"
-    assert outcomes["test_seed_numbers_for_comparison"][0] == "skipped"  # xfail: informational, never a failure

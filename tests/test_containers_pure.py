@@ -151,7 +151,7 @@ class FakeNetwork:
 
 def web_component(**kw) -> Component:
     fields = dict(name="todo-backend", context=Path("/ctx"), dockerfile=Path("/ctx/Dockerfile"), image="todo-backend",
-                  port=8000, size_budget_mb=300, health_path="/health", writable_paths=("/tmp", "/app/cache"))
+                  port=8000, size_budget_mb=300, health_path="/health", writable_paths=("/tmp", "/app/cache"), tag="v1.0.0")
     fields.update(kw)
     return Component(**fields)
 
@@ -217,7 +217,7 @@ def test_wait_healthy_passes_once_docker_says_healthy():
 
 def test_wait_healthy_stops_at_once_when_the_container_exits():
     waited = containers.wait_healthy(running_with([{"Status": "exited", "ExitCode": 3}]), timeout_s=30)
-    assert not waited and waited.reason == "container exited with code 3" and waited.elapsed_s < 5
+    assert not waited and waited.reason == "the container exited with code 3 at start" and waited.elapsed_s < 5
 
 
 def test_wait_healthy_stops_at_once_when_docker_says_unhealthy():

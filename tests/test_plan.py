@@ -95,6 +95,8 @@ def test_image_annotations_and_secret_must_show_in_the_render():
     found = injected(c, secret="api-secret")
     problems = plan.not_applied(rendered_plan(c, [deployment(image="nginx:1", annotations={}), SERVICE], found))
     keys = sorted(p.split("values.")[1].split(" ")[0] for p in problems)
-    assert keys == ["existing_secret", "image_repository", "image_tag", "pod_annotations"]
+    assert keys == ["existing_secret", "image_repository", "image_tag", "pod_annotations", "startup_probe"]
     env = [{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "api-secret", "key": "url"}}}]
-    assert plan.not_applied(rendered_plan(c, [deployment(env=env), SERVICE], found)) == []
+    good = deployment(env=env)
+    good["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = {"httpGet": {"path": "/health"}}
+    assert plan.not_applied(rendered_plan(c, [good, SERVICE], found)) == []
