@@ -225,3 +225,30 @@ def test_the_stage1_builds_fixture_settles_the_route_first():
     source = inspect.getsource(fixtures)
     signature = source[source.index("def builds("):source.index(") -> dict[str, images.BuildResult]:")]
     assert "image_route" in signature
+
+
+# --- configuration and options ------------------------------------------------------------------
+def test_registry_options_become_validated_overrides():
+    from shipcheck import validate
+
+    assert validate.registry_overrides(None, None) == []
+    assert validate.registry_overrides("192.0.2.2:5443/x", "/tmp/ca.crt") == [
+        'registry="192.0.2.2:5443/x"', 'registry_ca="/tmp/ca.crt"']
+    assert validate.registry_overrides("", None) == ['registry=""']  # --registry '' turns the file's registry off
+
+
+def test_registry_and_its_ca_are_checked_with_the_configuration(tmp_path, repo):
+    from shipcheck import config
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = repo / "shipcheck.yaml"
+    cfg = config.load(path, ["registry=192.0.2.2:5443/x", f"registry_ca={ca}"])
+    assert (cfg.registry, cfg.registry_ca) == ("192.0.2.2:5443/x", ca)
+    assert all(c.values.image_pull_secrets == "imagePullSecrets" for c in cfg.components.values())
+    for sets, says in (([f"registry_ca={ca}"], "registry_ca: set, but registry is empty"),
+                       (["registry=192.0.2.2:5443/x", f"registry_ca={tmp_path / 'absent'}"],
+                        "registry_ca: file"),
+                       (["registry=team/x"], "Docker reads as a Docker Hub account")):
+        with pytest.raises(config.ConfigError, match=says):
+            config.load(path, sets)
