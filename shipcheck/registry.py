@@ -446,11 +446,15 @@ def read_push_events(events: Iterable[dict], result: PushResult, say: Callable[[
         if status == "Pushed":
             result.pushed.append(layer)
             result.bytes_pushed += totals.get(layer, 0)
-            size = f" ({totals[layer] / 1e6:.1f} MB)" if layer in totals else ""
+            size = f" ({_size(totals[layer])})" if layer in totals else ""
             say(f"{result.remote_ref}: layer {layer} pushed{size}")
         elif status == "Layer already exists" or status.startswith("Mounted from"):
             result.existing.append(layer)
             say(f"{result.remote_ref}: layer {layer}: {status.lower() if status.startswith('Layer') else status}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def push(docker_client, local_ref: str, registry: Registry, creds: Credentials | None) -> PushResult:
