@@ -101,11 +101,10 @@ def granted(admin, kubectl_argv, lab_namespace, tmp_path_factory) -> dict[str, P
 
 
 @pytest.fixture(scope="module")
-def lab_registry():
-    from test_registry import LabRegistry, registry_script
+def lab_registry(local_cluster):
+    from test_registry import start_lab_registry
 
-    registry_script("start")
-    return LabRegistry()
+    return start_lab_registry()
 
 
 def can_i(kubectl_argv: list[str], kubeconfig: Path, *args: str) -> bool:
