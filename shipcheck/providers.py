@@ -202,7 +202,7 @@ class Identity:
 
     def __str__(self) -> str:
         what = {"remote": "a cluster on another machine", "this-machine": "a cluster on this machine of no known kind",
-                "unknown": "a cluster of unknown kind and place", "local": "the local cluster (setup/local-cluster.sh)"}
+                "unknown": "a cluster of unknown kind and place", "local": "the local cluster of setup/local-cluster.sh"}
         return f"{what.get(self.kind, f'{self.kind} cluster {self.name}')} ({self.evidence})"
 
 

@@ -35,7 +35,7 @@ import pytest
 import yaml
 from junit_report import Case
 
-from shipcheck import charts, commands, providers, traffic
+from shipcheck import commands, providers, tools, traffic
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -133,7 +133,7 @@ def run_stages(pytester: pytest.Pytester, stage_files: list[str], sets: list[str
         for var, value in (env or {}).items():
             mp.setenv(var, value)
         mp.setenv("PYTHONPATH", str(REPO))
-        mp.setenv("PATH", os.pathsep.join([str(charts.cache_bin_dir()), VENV_BIN, os.environ["PATH"]]))
+        mp.setenv("PATH", os.pathsep.join([str(tools.cache_bin_dir()), VENV_BIN, os.environ["PATH"]]))
         result = pytester.runpytest_subprocess(
             "-p", "no:cacheprovider", f"--rootdir={pytester.path}", "-c", str(pytester.path / "pytest.ini"),
             "-o", "addopts=", "-o", "junit_family=xunit2", "-o", "junit_logging=system-out",
@@ -191,7 +191,7 @@ def local_cluster() -> providers.Cluster:
 
 @pytest.fixture(scope="module")
 def kubectl_argv(local_cluster) -> list[str]:
-    return [charts.tool_binary("kubectl"), *local_cluster.kube_args()]
+    return [tools.binary("kubectl"), *local_cluster.kube_args()]
 
 
 @pytest.fixture(scope="module")
