@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from . import app_secrets, commands, helm as helm_mod, images, kube as kube_mod, plan as plan_mod, preflight
 from . import progress, providers, quota, registry, tools, waiting
@@ -201,28 +199,6 @@ def deployed_components(cfg: Config, plan_secrets: app_secrets.SecretsPlan) -> l
             if c.chart and not (c.role == "database" and plan_secrets.external_database)]
 
 
-SECRET_PLACEHOLDER = re.compile(r"\$\{secret:([^:}]+):[^}]+\}")
-
-
-def existing_secret(component: Component) -> str | None:
-    """The Secret the component's chart reads (injected at values.existing_secret): a
-    database's password Secret, or the one Secret the app's run_env takes values from."""
-    if component.role == "database" and component.database:
-        return component.database.password_secret
-    named = {m.group(1) for v in component.run_env.values() for m in SECRET_PLACEHOLDER.finditer(v)}
-    return named.pop() if len(named) == 1 else None
-
-
-def config_names_used(component: Component, plan_secrets: app_secrets.SecretsPlan, files: tuple[Path, ...]) -> set[str]:
-    """The suite's Secrets and ConfigMaps the component's values name (chart values and files)."""
-    names = plan_secrets.names()
-    used = set(filter(None, [existing_secret(component)])) & names
-    for path in (component.chart / "values.yaml", *files):
-        if path.is_file():
-            used |= plan_mod.referenced_names(yaml.safe_load(path.read_text()) or {}, names)
-    return used
-
-
 @pytest.fixture(scope="session")
 def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secrets_plan, image_facts,
                 figures, pushed, registry_target) -> DeployPlan:
@@ -239,19 +215,10 @@ def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secr
     pull_secrets = [registry.PULL_SECRET_NAME] if registry_target and registry_target.credentials else []
 
     def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
-        made = []
-        for c in components:
-            files = plan_mod.values_files(c, profile)
-            notes = {plan_mod.IMAGE_ID: image_facts(c).id}
-            digest = secrets_plan.digest(config_names_used(c, secrets_plan, files))
-            if digest:
-                notes[plan_mod.CONFIG_DIGEST] = digest
-            repository, tag = registry.image_values(c.image, c.tag, pushed.get(c.name))
-            made.append(plan_mod.make(helm, c, namespace=cfg.namespace, profile=profile,
-                                      kube_version=target_facts.server_version, image_repository=repository,
-                                      image_tag=tag, annotations=notes, existing_secret=existing_secret(c),
-                                      pull_secrets=pull_secrets))
-        return made
+        return [plan_mod.for_component(helm, c, namespace=cfg.namespace, profile=profile,
+                                       kube_version=target_facts.server_version, image_id=image_facts(c).id,
+                                       secrets=secrets_plan, image=registry.image_values(c.image, c.tag, pushed.get(c.name)),
+                                       pull_secrets=pull_secrets) for c in components]
 
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):

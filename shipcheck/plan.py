@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import helm as helm_mod
 from . import quota
+from .app_secrets import SecretsPlan
 from .config import Component
 
 IMAGE_ID = "shipcheck.io/image-id"
@@ -168,6 +172,46 @@ def make(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: 
     files = values_files(component, profile)
     rendered = helm.template(component.release or component.name, component.chart, files, nested(found), kube_version)
     return ReleasePlan(component, namespace, profile, kube_version, files, tuple(found), rendered)
+
+
+SECRET_PLACEHOLDER = re.compile(r"\$\{secret:([^:}]+):[^}]+\}")
+
+
+def existing_secret(component: Component) -> str | None:
+    """The Secret the component's chart reads (injected at values.existing_secret): a
+    database's password Secret, or the one Secret the app's run_env takes values from."""
+    if component.role == "database" and component.database:
+        return component.database.password_secret
+    named = {m.group(1) for v in component.run_env.values() for m in SECRET_PLACEHOLDER.finditer(v)}
+    return named.pop() if len(named) == 1 else None
+
+
+def config_names_used(component: Component, secrets: SecretsPlan, files: tuple[Path, ...]) -> set[str]:
+    """The suite's Secrets and ConfigMaps the component's values name (chart values and files)."""
+    names = secrets.names()
+    used = set(filter(None, [existing_secret(component)])) & names
+    for path in (component.chart / "values.yaml", *files):
+        if path.is_file():
+            used |= referenced_names(yaml.safe_load(path.read_text()) or {}, names)
+    return used
+
+
+def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
+                  image_id: str, secrets: SecretsPlan, image: tuple[str, str] | None = None,
+                  pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
+    """The component's plan as stage 4 deploys it: its image (by ID in a pod annotation, so a
+    rebuild under the same tag rolls the pods), and a digest of the Secrets and ConfigMaps its
+    values name (a change rolls the pods that use them, and only those). `image`: (repository,
+    tag) to deploy instead of the local ones, and `pull_secrets`: the registry path's."""
+    files = values_files(component, profile)
+    notes = {IMAGE_ID: image_id}
+    digest = secrets.digest(config_names_used(component, secrets, files))
+    if digest:
+        notes[CONFIG_DIGEST] = digest
+    repository, tag = image or (component.image, component.tag)
+    return make(helm, component, namespace=namespace, profile=profile, kube_version=kube_version,
+                image_repository=repository, image_tag=tag, annotations=notes,
+                existing_secret=existing_secret(component), pull_secrets=pull_secrets)
 
 
 def with_image_tag(helm: helm_mod.Helm, plan: ReleasePlan, tag: str) -> ReleasePlan:

@@ -6,14 +6,13 @@ through the cluster, `helm test`, and zero downtime across a rolling update.
 """
 
 import contextlib
-import re
 import time
 
 import pytest
 
-from shipcheck import checks, commands, deploy, kube as kube_mod, metrics, namespace, plan as plan_mod, quota, reach
+from shipcheck import checks, deploy, kube as kube_mod, metrics, namespace, plan as plan_mod, quota, reach
 from shipcheck import deploy_fixtures, helm as helm_mod, plugin, progress, proofs, report, report_charts
-from shipcheck import rollout, web
+from shipcheck import rollout, traffic
 
 pytestmark = pytest.mark.order(5)
 MEMORY_SHARE_LIMIT = 0.9  # working set above 90 % of the memory limit is one spike from OOMKilled
@@ -72,11 +71,8 @@ def service_urls(live, kubectl, cfg):
             if component is None or component not in live.components:
                 raise checks.Unreachable(f"{name} is not deployed")
             if name not in opened:
-                argv = [*kubectl, "port-forward", "--namespace", cfg.namespace, "--address", "127.0.0.1",
-                        f"svc/{component.release}", f":{component.port}"]
-                match = stack.enter_context(commands.background(argv, re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"),
-                                                                f"port-forward to {component.release}"))
-                opened[name] = f"http://127.0.0.1:{match.group(1)}"
+                opened[name] = stack.enter_context(traffic.port_forward(kubectl, cfg.namespace, component.release,
+                                                                        component.port))
             return opened[name]
         yield url_for
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pipeline_lab
 import pytest
-from pipeline_lab import InnerRun, http_status
+from pipeline_lab import InnerRun
 
 from shipcheck import commands, config, deploy, helm as helm_mod, kube, plan, registry, tools
 
@@ -194,13 +194,13 @@ def test_wrong_password_is_refused_before_any_build(pytester, baseline, lab_regi
 class Lab:
     """The frontend release in our namespace, and the ways to deploy it with a broken image."""
 
-    def __init__(self, local_cluster, kubectl_argv, lab_registry: LabRegistry, frontend_url: str, push: dict):
+    def __init__(self, local_cluster, kubectl_argv, lab_registry: LabRegistry, push: dict):
         self.cfg = config.load(REPO / "shipcheck.yaml", list(BASE_SETS))
         self.component = self.cfg.components[FRONTEND]
         self.helm = helm_mod.Helm(tools.binary("helm"), local_cluster.helm_args(), NAMESPACE)
         self.apis = kube.KubeApis.connect(local_cluster.kubeconfig, None)
         self.target = deploy.Target(self.helm, self.apis, kubectl_argv, 120, pulls_expected=True)
-        self.registry, self.url = lab_registry, frontend_url + self.component.health_path
+        self.registry = lab_registry
         self.repository, self.digest = push["image"].rsplit(":", 1)[0], push["digest"]
         self.kube_version = kube.server_version(self.apis)
 
@@ -215,15 +215,16 @@ class Lab:
     def revision(self) -> int:
         return helm_mod.last_deployed_revision(self.helm.history(FRONTEND))
 
-    def serving(self) -> int | str:
-        return http_status(self.url)
+    def serving(self) -> int | None:
+        """The frontend's health path through the API server's service proxy: its status."""
+        return kube.service_request(self.apis, NAMESPACE, FRONTEND, self.component.port, self.component.health_path)[0]
 
 
 @pytest.fixture
-def lab(baseline, state, local_cluster, kubectl_argv, lab_registry, frontend_url) -> Lab:
+def lab(baseline, state, local_cluster, kubectl_argv, lab_registry) -> Lab:
     if "lab" not in state:
         push = next(r for r in baseline.figures["pushes"] if f"/{FRONTEND}:" in r["image"])
-        state["lab"] = Lab(local_cluster, kubectl_argv, lab_registry, frontend_url, push)
+        state["lab"] = Lab(local_cluster, kubectl_argv, lab_registry, push)
     lab = state["lab"]
     assert lab.serving() == 200, "before the fault, the frontend does not serve"
     return lab
