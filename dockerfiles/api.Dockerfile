@@ -1,9 +1,9 @@
 # Todo Chatbot backend (FastAPI). Build context: app/api
 #   DOCKER_BUILDKIT=1 docker build -f dockerfiles/api.Dockerfile \
-#     [--build-arg PYTHON_IMAGE=stand-in/python:3.13] \
 #     [--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt] -t todo-backend:v1.0.0 app/api
 # Only python3 and its venv module are used (no apt/apk), so any Python 3.13 base with
-# venv works: the official python:3.13-slim or a stand-in built from Debian.
+# venv works: the official python:3.13-slim, or the stand-in of that name built from Debian
+# where no registry answers (setup/base-images.sh).
 ARG PYTHON_IMAGE=python:3.13-slim
 
 # The tag is part of PYTHON_IMAGE (python:3.13-slim by default); older hadolint releases

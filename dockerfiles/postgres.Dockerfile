@@ -1,7 +1,8 @@
 # PostgreSQL for the pipeline's container stage and an optional in-cluster database.
 # Build context: app/postgres
 #   DOCKER_BUILDKIT=1 docker build -f dockerfiles/postgres.Dockerfile \
-#     [--build-arg DEBIAN_IMAGE=stand-in/debian:trixie-slim] -t todo-postgres:v1.0.0 app/postgres
+#     -t todo-postgres:v1.0.0 app/postgres
+# (debian:trixie-slim is a stand-in of that name where no registry answers: setup/base-images.sh)
 # Run (PGDATA must be a writable volume; /var/run/postgresql and /tmp may be tmpfs):
 #   docker run -e POSTGRES_USER=todo -e POSTGRES_PASSWORD=... -e POSTGRES_DB=todo \
 #     -v pgdata:/var/lib/postgresql/data --tmpfs /var/run/postgresql --tmpfs /tmp todo-postgres:v1.0.0

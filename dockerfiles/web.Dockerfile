@@ -2,7 +2,8 @@
 #   DOCKER_BUILDKIT=1 docker build -f dockerfiles/web.Dockerfile \
 #     --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t todo-frontend:dev app/web
 # NODE_IMAGE is used by the build stages, RUNTIME_IMAGE by the final one (default: the same).
-# No apk/apt/adduser anywhere, so any Node 20 image works (official alpine or a stand-in).
+# No apk/apt/adduser anywhere, so any Node 20 image works (the official alpine, or the
+# Debian-built stand-in of that name where no registry answers: setup/base-images.sh).
 ARG NODE_IMAGE=node:20-alpine
 ARG RUNTIME_IMAGE=${NODE_IMAGE}
 

@@ -120,9 +120,18 @@ system_images() {
   done
 }
 
+# NetworkPolicy enforcement (the bridge CNI has none): kube-router's firewall on the node,
+# built and cached by setup/netpol-controller.sh. Started once the node is Ready, stopped
+# first, leaving no process, iptables chain or ipset. SHIPCHECK_NETPOL_CONTROLLER=off skips it.
+network_policy_controller() {
+  [ "${SHIPCHECK_NETPOL_CONTROLLER:-on}" = off ] && [ "$1" = start ] && { log "NetworkPolicy controller off (SHIPCHECK_NETPOL_CONTROLLER=off)"; return; }
+  bash "$SETUP_DIR/netpol-controller.sh" "$1"
+}
+
 start() {
   if answers && node_ready; then
     log "local cluster already running ($($KBIN/kubectl version --kubeconfig "$KUBECONFIG_PATH" -o json | sed -n 's/.*"gitVersion": "\(v1[^"]*\)".*/\1/p' | tail -1)); kubeconfig $KUBECONFIG_PATH"
+    network_policy_controller start
     return
   fi
   bash "$SETUP_DIR/build-kubernetes.sh"
@@ -157,10 +166,12 @@ start() {
   for _ in $(seq 1 90); do node_ready && break; sleep 1; done
   node_ready || die "node not Ready after 90 s; see $STATE/logs/kubelet.log"
   log "local cluster Ready in $(( $(date +%s) - t0 )) s; kubeconfig $KUBECONFIG_PATH"
+  network_policy_controller start
 }
 
 stop() {
   log "stopping the local cluster"
+  network_policy_controller stop || true  # it names what it left behind; the cluster still stops
   if [ -S "$CONTAINERD_SOCK" ] && [ -x "$OUT/bin/crictl" ]; then
     # Pods first, while the kubelet can no longer restart them but containerd still runs.
     pkill -f "$KBIN/kubelet" 2>/dev/null || true

@@ -14,16 +14,18 @@ bash "$SETUP_DIR/venv.sh"
 
 bash "$SETUP_DIR/docker.sh"
 
-# Official base images when the engine has them or can pull them; stand-ins otherwise.
+# The base images the reference app's Dockerfiles name (their official defaults): the engine's,
+# else pulled, else stand-ins built from Debian under the same names (setup/base-images.sh).
+# One failed pull stands for all: without a registry each would wait for its own timeout.
 missing=()
 for image in node:20-alpine python:3.13-slim debian:trixie-slim; do
   /usr/bin/docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
 done
-if [ ${#missing[@]} -gt 0 ] && ! timeout 60 /usr/bin/docker pull -q "${missing[0]}" >/dev/null 2>&1; then
-  log "no registry reachable (${missing[0]} cannot be pulled): building stand-in base images"
-  bash "$SETUP_DIR/base-images.sh"
-elif [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && timeout 60 /usr/bin/docker pull -q "${missing[0]}" >/dev/null 2>&1; then
   for image in "${missing[@]:1}"; do /usr/bin/docker pull -q "$image" >/dev/null; done
+elif [ ${#missing[@]} -gt 0 ]; then
+  log "no registry reachable (${missing[0]} cannot be pulled): building stand-ins for ${missing[*]}"
+  bash "$SETUP_DIR/base-images.sh" "${missing[@]}"
 fi
 
 # Before tools.sh: the Kubernetes build makes a kubectl, which tools.sh then copies instead of

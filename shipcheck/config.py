@@ -54,6 +54,8 @@ class ValuesMapping:
     migrate_command: str | None = None
     hook_resources: str | None = None
     test_resources: str | None = None
+    pod_disruption_budget: str | None = None
+    network_policy_clients: str | None = None
     image_pull_secrets: str | None = "imagePullSecrets"  # registry path: the suite's pull Secret, by name
 
 

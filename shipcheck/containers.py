@@ -75,12 +75,14 @@ def tmpfs_mounts(component: Component) -> dict[str, str]:
 
 def fast_healthcheck(client, ref: str) -> dict | None:
     """The image's own HEALTHCHECK command, probed every second instead of every 30 s, so the
-    stage proves the command works without waiting out the production interval."""
-    test = ((client.images.get(ref).attrs.get("Config") or {}).get("Healthcheck") or {}).get("Test")
+    stage proves the command works without waiting out the production interval. The image's
+    start period is kept: failures while the app starts (initdb, imports) do not count."""
+    declared = (client.images.get(ref).attrs.get("Config") or {}).get("Healthcheck") or {}
+    test = declared.get("Test")
     if not test or test[0] == "NONE":
         return None
     return {"test": test, "interval": 1_000_000_000, "timeout": 5_000_000_000, "retries": 3,
-            "start_period": 0}
+            "start_period": int(declared.get("StartPeriod") or 0)}
 
 
 def start(client, cfg: Config, component: Component, network, run_id: str, env: dict[str, str],

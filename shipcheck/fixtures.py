@@ -67,19 +67,19 @@ def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, fi
     """Build every component's image with BuildKit (in parallel unless --sequential-builds),
     once `image_route` (registry_fixtures.py) has settled how the images will reach the cluster."""
     cli = images.docker_cli()
+    mode = pytestconfig.getoption("base_images")
     jobs = []
     for component in cfg.components.values():
         args = {**component.base_images, **component.build_args,
                 "VERSION": component.tag, "REVISION": git_revision, "SOURCE": cfg.source_url or "local"}
+        # With docker_client, each build first makes its base images present (official, else a stand-in).
         jobs.append(functools.partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
-                                      no_cache=pytestconfig.getoption("shipcheck_no_cache")))
+                                      no_cache=pytestconfig.getoption("shipcheck_no_cache"),
+                                      docker_client=docker_client, base_mode=mode))
     parallel = not pytestconfig.getoption("sequential_builds")
     progress.say(f"building {len(jobs)} images {'in parallel' if parallel else 'one by one'} with BuildKit")
     results, wall_s = images.build_all(jobs, parallel=parallel)
-    for result in results:
-        figures.add("builds", image=result.ref, ok=result.ok, seconds=round(result.duration_s, 1),
-                    base_images=", ".join(v for k, v in result.build_args.items() if k.endswith("IMAGE")))
-    figures.add("builds", image="(all, wall clock)", ok=all(r.ok for r in results), seconds=round(wall_s, 1))
+    images.record_figures(figures, results, wall_s)
     return {r.component: r for r in results}
 
 

@@ -392,3 +392,237 @@ def schema_problems(manifests: Iterable[Mapping], kubernetes_version: str) -> li
                             f"Kubernetes {kubernetes_version}. Fix: use the API version served by "
                             f"{kubernetes_version} (`kubectl api-resources` lists them).")
     return problems
+
+
+# --- what kube-score knows (issue 12) -----------------------------------------------------
+# Messages name the chart value to change through the component's values mapping
+# (config.ValuesMapping: dotted keys, None when the chart has no such value); without one,
+# helm create's names.
+HELM_CREATE_VALUES = {"resources": "resources", "liveness_probe": "livenessProbe",
+                      "readiness_probe": "readinessProbe", "hook_resources": None, "test_resources": None,
+                      "pod_disruption_budget": None, "replica_count": "replicaCount"}
+
+
+def values_key(values, name: str) -> str | None:
+    """The chart value `name` (a ValuesMapping field) maps to, or None: the chart has none."""
+    if values is None:
+        return HELM_CREATE_VALUES.get(name)
+    return getattr(values, name, HELM_CREATE_VALUES.get(name))
+
+
+def _resources_key(c: Container, values) -> str | None:
+    return values_key(values, {"hook": "hook_resources", "test": "test_resources"}.get(c.role, "resources"))
+
+
+def selects(selector: Mapping | None, labels: Mapping | None) -> bool:
+    """Does a label selector (a Service's plain map, or matchLabels/matchExpressions) select
+    these labels? An empty selector selects nothing here (a Service without one has no
+    automatic endpoints; a PodDisruptionBudget with {} would cover every pod)."""
+    labels = labels or {}
+    if not selector:
+        return False
+    if "matchLabels" in selector or "matchExpressions" in selector:
+        plain = selector.get("matchLabels") or {}
+        expressions = selector.get("matchExpressions") or []
+    else:
+        plain, expressions = selector, []
+    if not plain and not expressions:
+        return False
+    if any(labels.get(k) != str(v) for k, v in plain.items()):
+        return False
+    for e in expressions:
+        key, op, vals = e.get("key"), e.get("operator"), [str(v) for v in e.get("values") or []]
+        if (op == "In" and labels.get(key) not in vals) or (op == "NotIn" and labels.get(key) in vals) \
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def _serving_workloads(manifests: Iterable[Mapping]) -> list[Mapping]:
+    return [m for m in manifests if m.get("kind") in SERVING and not quota.hook_of(m)]
+
+
+def _pod_labels(m: Mapping) -> dict:
+    return dict((((m.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
+
+
+def _labels(labels: Mapping) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(labels.items())) + "}"
+
+
+def service_selector_problems(manifests: Iterable[Mapping]) -> list[str]:
+    """Each Service with a selector selects the pods of a serving workload of the same release
+    (kube-score's service-targets-pod), and a named targetPort is a port of those pods. A
+    Service without a selector (ExternalName, hand-made Endpoints) is left alone."""
+    manifests = list(manifests)
+    workloads = _serving_workloads(manifests)
+    problems = []
+    for m in manifests:
+        spec = m.get("spec") or {}
+        if m.get("kind") != "Service" or not spec.get("selector") or spec.get("type") == "ExternalName":
+            continue
+        selector = spec["selector"]
+        matched = [w for w in workloads if selects(selector, _pod_labels(w))]
+        if not matched:
+            seen = "; ".join(f"{_name(w)} pods carry {_labels(_pod_labels(w))}" for w in workloads) or "no workloads"
+            problems.append(
+                f"{_name(m)}: selector {_labels(selector)} matches no pod template of this release ({seen}); the "
+                "Service would have no endpoints and every request to it would fail. Fix: make the Service's selector "
+                "the labels the pod template carries (the chart's selectorLabels helper, used by both).")
+            continue
+        names = {p.get("name") for w in matched for c in (pod_spec(w) or {}).get("containers") or []
+                 for p in c.get("ports") or []}
+        for port in spec.get("ports") or []:
+            target = port.get("targetPort")
+            if isinstance(target, str) and not target.isdigit() and target not in names:
+                problems.append(
+                    f"{_name(m)}: port {port.get('name') or port.get('port')} targets the named port {target!r}, "
+                    f"which no container of {', '.join(_name(w) for w in matched)} declares (named ports: "
+                    f"{sorted(n for n in names if n) or 'none'}); its endpoints would have no such port. Fix: name "
+                    "the container port the same, or target it by number.")
+    return problems
+
+
+def _handler(probe: Mapping) -> dict:
+    return {k: probe[k] for k in ("httpGet", "exec", "tcpSocket", "grpc") if k in probe}
+
+
+def identical_probe_problems(manifests: Iterable[Mapping], values=None, has_dependencies: bool = True) -> list[str]:
+    """A serving container whose livenessProbe and readinessProbe ask the same thing
+    (kube-score's container-probes-identical): when a dependency fails, either the pods are
+    restarted for nothing (liveness checks it) or they keep getting traffic they cannot
+    serve (readiness does not). A component with no dependencies (nothing in connects_to)
+    has nothing more for readiness to check: not flagged."""
+    if not has_dependencies:
+        return []
+    liveness, readiness = values_key(values, "liveness_probe"), values_key(values, "readiness_probe")
+    where_set = (f"readiness_path in shipcheck.yaml (the suite sets {readiness}.httpGet.path)" if readiness
+                 else "readiness_path in shipcheck.yaml and the chart's readinessProbe")
+    problems = []
+    for c in containers(manifests):
+        live, ready = c.spec.get("livenessProbe"), c.spec.get("readinessProbe")
+        if not c.serving or not live or not ready or _handler(live) != _handler(ready):
+            continue
+        problems.append(
+            f"{c.where}: livenessProbe and readinessProbe are the same {_describe_probe(live)}, so a failing "
+            "dependency either restarts the pod for nothing or leaves it in the Service while it cannot serve. "
+            f"Fix: give readiness its own path that also checks what the pod needs to serve (the backend or "
+            f"database it calls): {where_set}; keep liveness on the process's own health"
+            + (f" ({liveness})." if liveness else "."))
+    return problems
+
+
+EPHEMERAL = "ephemeral-storage"
+
+
+def ephemeral_storage_problems(manifests: Iterable[Mapping], values=None) -> list[str]:
+    """requests and limits of ephemeral-storage on every container (kube-score's
+    container-ephemeral-storage-request-and-limit): without a request the scheduler places
+    pods on a node whose disk is full; without a limit one pod's logs, emptyDirs and writable
+    layer can fill the node's disk and get other pods evicted."""
+    problems = []
+    for c in containers(manifests):
+        resources = c.spec.get("resources") or {}
+        missing = [f"{kind}.{EPHEMERAL}" for kind in ("requests", "limits")
+                   if (resources.get(kind) or {}).get(EPHEMERAL) is None]
+        if not missing:
+            continue
+        key = _resources_key(c, values)
+        fix = (f"set {', '.join(f'{key}.{m}' for m in missing)} in the chart's values" if key
+               else "add them to the template's resources (the chart has no value for this container's resources)")
+        problems.append(
+            f"{c.where}: no {', '.join('resources.' + m for m in missing)} (required on every container: the "
+            "scheduler needs the request to place the pod on a node with disk to spare, and the limit keeps its "
+            "logs, emptyDirs and writable layer from filling the node's disk). Fix: " + fix
+            + " (at least what its emptyDir sizeLimits add up to, plus some 50Mi for logs).")
+    return problems
+
+
+# --- PodDisruptionBudgets -----------------------------------------------------------------
+def _scaled_pdb(value, replicas: int) -> int:
+    """minAvailable/maxUnavailable: an int, or a percentage of replicas rounded up (as the
+    disruption controller does for both)."""
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * replicas // 100)
+    return int(value)
+
+
+def disruptions_allowed(pdb: Mapping, replicas: int) -> int:
+    """Evictions the budget allows with every replica healthy (status.disruptionsAllowed)."""
+    spec = pdb.get("spec") or {}
+    if spec.get("minAvailable") is not None:
+        return max(0, replicas - _scaled_pdb(spec["minAvailable"], replicas))
+    if spec.get("maxUnavailable") is not None:
+        return max(0, min(replicas, _scaled_pdb(spec["maxUnavailable"], replicas)))
+    return 0  # neither: the API server rejects it; treat as blocking
+
+
+def pdb_problems(manifests: Iterable[Mapping], values=None) -> list[str]:
+    """Every serving workload with more than one replica has exactly one PodDisruptionBudget
+    in its release (kube-score's deployment-has-poddisruptionbudget), and that budget lets a
+    node drain proceed while still protecting the workload. A budget on a one-replica
+    workload is judged too: minAvailable 1 there blocks every drain.
+
+    How "lets a drain proceed" is decided: with every replica healthy the budget must allow
+    at least 1 eviction (minAvailable < replicas, or maxUnavailable >= 1), so draining a node
+    evicts the pods one at a time, each replacement becoming ready on another node before
+    the next goes; a budget that allows 0 (minAvailable = replicas or 100%, maxUnavailable 0)
+    blocks `kubectl drain` forever. And it must keep at least 1 pod (disruptions allowed <
+    replicas), else it protects nothing: a drain could take every replica at once. On a
+    one-node cluster the drain still stops after the first eviction (the replacement has
+    nowhere to run): that is the budget keeping the app up; drain it with --disable-eviction
+    or add a node.
+    """
+    manifests = list(manifests)
+    budgets = [m for m in manifests if m.get("kind") == "PodDisruptionBudget"]
+    key = values_key(values, "pod_disruption_budget")
+    problems = []
+    for w in _serving_workloads(manifests):
+        replicas = int((w.get("spec") or {}).get("replicas", 1))
+        labels = _pod_labels(w)
+        covering = [b for b in budgets if selects((b.get("spec") or {}).get("selector"), labels)]
+        if not covering and replicas <= 1:
+            continue  # one replica: a drain takes it anyway; no budget required
+        if not covering:
+            problems.append(
+                f"{_name(w)}: {replicas} replicas and no PodDisruptionBudget selects its pods: a node drain (a "
+                "cluster upgrade, an autoscaler scale-down) may evict every replica at once. Fix: "
+                + (f"set {key}.enabled: true in the chart's values" if key else
+                   "add a PodDisruptionBudget to the chart (templates/pdb.yaml) with maxUnavailable: 1 and the pod "
+                   "template's selector labels") + ".")
+            continue
+        if len(covering) > 1:
+            problems.append(f"{_name(w)}: its pods are selected by {len(covering)} PodDisruptionBudgets "
+                            f"({', '.join(_name(b) for b in covering)}); the eviction API refuses pods with more than "
+                            "one, so a drain cannot evict them. Fix: keep one budget per workload.")
+            continue
+        budget = covering[0]
+        allowed = disruptions_allowed(budget, replicas)
+        spec = budget.get("spec") or {}
+        setting = (f"minAvailable {spec['minAvailable']}" if spec.get("minAvailable") is not None
+                   else f"maxUnavailable {spec.get('maxUnavailable')}")
+        where = f"{_name(budget)} ({setting}, {replicas} replicas)"
+        fix_key = f"{key}." if key else ""
+        if allowed < 1:
+            problems.append(
+                f"{where}: allows {allowed} evictions with every replica healthy, required at least 1: `kubectl "
+                f"drain` waits forever on these pods. Fix: set {fix_key}maxUnavailable: 1 (or {fix_key}minAvailable "
+                f"at most {replicas - 1}).")
+        elif allowed >= replicas and replicas > 1:
+            problems.append(
+                f"{where}: allows {allowed} evictions of {replicas} replicas, so a drain may take every pod at once "
+                f"and the budget protects nothing. Fix: set {fix_key}maxUnavailable: 1 (or {fix_key}minAvailable: 1).")
+    return problems
+
+
+def quota_measured_problems(footprints: Iterable[quota.Footprint], hard: Mapping[str, str | int], quota_name: str,
+                            values=None) -> list[str]:
+    """A quota fit that summed nothing is no proof: the workloads whose pods leave out an
+    amount the quota limits (an unmodified `helm create` chart requests nothing), each a
+    problem. (Those pods would also be refused at deploy: "must specify requests.cpu".)"""
+    key = values_key(values, "resources")
+    found = quota.unmeasured(footprints, hard)
+    return [f"{u}: the quota {quota_name} limits {', '.join(u.missing)}, so the fit check counted these pods as 0 "
+            f"and the namespace would refuse them (\"must specify {u.missing[0]}\"). Fix: set "
+            + (f"{key}.requests and {key}.limits" if key and u.group == "serving" else "requests and limits for them")
+            + " in the chart's values." for u in found]

@@ -1,43 +1,47 @@
 """Quota arithmetic: what the releases ask of the namespace, at rest and while they change.
 
 Pure functions over rendered manifest dicts. Quantities are parsed exactly (Decimal: CPU
-in cores, memory in bytes). A release's pods fall into four groups:
+in cores, memory in bytes) by the Kubernetes client. A release's pods fall into groups:
 
 - serving: Deployments, StatefulSets and plain Pods/Jobs that are not Helm hooks;
 - surge: the extra pods a Deployment's RollingUpdate starts (maxSurge, rounded up from a
   percentage as Kubernetes does); a StatefulSet never surges;
+- terminating: the old pods a RollingUpdate has scaled down and that still run their
+  preStop sleep and shutdown (up to terminationGracePeriodSeconds) while the next surge
+  pod starts. The controller scales the old ReplicaSet down and the new one up in the same
+  step, so they always overlap, and until the old pod is gone it still counts for the
+  scheduler and the quota. One step's worth: min(maxSurge + maxUnavailable, replicas -
+  maxSurge) pods (none when a single step replaces every replica);
 - hook: pre/post-install/upgrade hook Jobs and Pods (the migration Job), which Helm runs
   while the previous release's pods are still serving;
 - test: `helm test` pods, run against the serving pods.
 
 The namespace then passes through these phases, each checked against the quota:
 "at rest" (every release's serving pods), and per release "<r> pre-upgrade hook" (at rest
-+ its hook pods), "<r> rolling update" (at rest + its surge pods) and "<r> helm test"
-(at rest + its test pods). Helm finishes the hooks before it applies the new manifests,
-so a hook pod and a surge pod of the same upgrade never run together.
++ its hook pods), "<r> rolling update" (at rest + its surge pods + its old pods still
+terminating) and "<r> helm test" (at rest + its test pods). Helm finishes the hooks before
+it applies the new manifests, so a hook pod and a surge pod of the same upgrade never run
+together.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable, Mapping
+
+from kubernetes import utils as kubernetes_utils
 
 RESOURCES = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "pods")
 # ResourceQuota also accepts the bare names for requests.
 ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory"}
 
-_SUFFIX = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 ZERO = Decimal(0)
+# Units for display (format_memory); parsing is the Kubernetes client's.
+_UNITS = {"k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+          "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20,
+          "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60}
 
 
 class QuantityError(ValueError):
@@ -45,18 +49,23 @@ class QuantityError(ValueError):
 
 
 def parse_quantity(value: str | int | float | Decimal) -> Decimal:
-    """'500m' -> 0.5, '1.5' -> 1.5, '1Gi' -> 1073741824, '1G' -> 1e9 (exact)."""
+    """'500m' -> 0.5, '1.5' -> 1.5, '1Gi' -> 1073741824, '1G' -> 1e9 (exact), by
+    kubernetes.utils.parse_quantity. Stricter where it is lenient: a bool, inner spaces
+    ('1 Gi') and non-finite numbers are refused, and a float is taken as written (0.1, not
+    its binary expansion)."""
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
-    if isinstance(value, (int, Decimal)):
-        return Decimal(value)
     if isinstance(value, float):
-        return Decimal(str(value))
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1, 1.5, 256Mi, 1Gi, 1G)")
-    number, suffix = match.groups()
-    return Decimal(number) * _SUFFIX[suffix or ""]
+        value = str(value)
+    if isinstance(value, str) and (value != value.strip() or " " in value):
+        raise QuantityError(f"{value!r} is not a Kubernetes quantity (no spaces: e.g. 500m, 256Mi)")
+    try:
+        parsed = kubernetes_utils.parse_quantity(value)
+    except (ValueError, ArithmeticError) as exc:
+        raise QuantityError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1, 1.5, 256Mi, 1Gi, 1G)") from exc
+    if not parsed.is_finite():
+        raise QuantityError(f"{value!r} is not a finite quantity")
+    return parsed
 
 
 def format_cpu(cores: Decimal) -> str:
@@ -67,7 +76,7 @@ def format_cpu(cores: Decimal) -> str:
 def format_memory(size: Decimal) -> str:
     """Bytes in the largest unit that keeps it short: 9Gi, 1.5Gi, 384Mi, 1.875Gi, 1G."""
     for unit in ("Ei", "E", "Pi", "P", "Ti", "T", "Gi", "G", "Mi", "M", "Ki", "k"):
-        scaled = size / _SUFFIX[unit]
+        scaled = size / _UNITS[unit]
         if abs(scaled) >= 1 and scaled == scaled.quantize(Decimal("0.001")):
             return f"{scaled.normalize():f}{unit}"
     return f"{size.normalize():f}"
@@ -179,6 +188,17 @@ def deployment_unavailable(deployment: Mapping) -> int:
     return _scaled(rolling.get("maxUnavailable"), int(spec.get("replicas", 1)), "25%", round_up=False)
 
 
+def deployment_terminating(deployment: Mapping) -> int:
+    """Old pods still terminating while the next surge pod starts (see the module docstring):
+    each step scales the old ReplicaSet down by up to maxSurge + maxUnavailable; the last
+    step has no next surge pod beside it."""
+    if not deployment_surge(deployment):
+        return 0
+    replicas = int((deployment.get("spec") or {}).get("replicas", 1))
+    step = deployment_surge(deployment) + deployment_unavailable(deployment)
+    return max(0, min(step, replicas - deployment_surge(deployment)))
+
+
 def hook_of(manifest: Mapping) -> str | None:
     """'test', 'hook' (install/upgrade/rollback hooks), or None for a regular resource."""
     annotations = (manifest.get("metadata") or {}).get("annotations") or {}
@@ -193,7 +213,7 @@ class PodGroup:
     """Pods of one workload: `pods` at once, each charging `per_pod`."""
 
     workload: str  # e.g. "Deployment/todo-backend"
-    group: str  # serving | surge | hook | test
+    group: str  # serving | surge | terminating | hook | test
     pods: int
     per_pod: Usage
 
@@ -214,8 +234,11 @@ def pod_groups(manifests: Iterable[Mapping]) -> list[PodGroup]:
             replicas = int(spec.get("replicas", 1))
             groups.append(PodGroup(where, hook or "serving", replicas, per_pod))
             surge = deployment_surge(m) if kind == "Deployment" else 0
-            if surge:
+            if surge and not hook:
                 groups.append(PodGroup(where, "surge", surge, per_pod))
+                terminating = deployment_terminating(m)
+                if terminating:
+                    groups.append(PodGroup(where, "terminating", terminating, per_pod))
         elif kind == "Job":
             per_pod = pod_usage((spec.get("template") or {}).get("spec") or {})
             parallel = min(int(spec.get("parallelism", 1)), int(spec.get("completions", spec.get("parallelism", 1))))
@@ -242,6 +265,10 @@ class Footprint:
     @property
     def surge(self) -> Usage:
         return self.usage("surge")
+
+    @property
+    def terminating(self) -> Usage:
+        return self.usage("terminating")
 
     @property
     def hooks(self) -> Usage:
@@ -274,12 +301,14 @@ class Phase:
         return total(u for _, u in self.parts)
 
 
-_PART_NAMES = {"surge": "surge pod", "hook": "hook pod", "test": "test pod"}
+_PART_NAMES = {"surge": ("surge pod", "surge pods"), "terminating": ("old pod terminating", "old pods terminating"),
+               "hook": ("hook pod", "hook pods"), "test": ("test pod", "test pods")}
 
 
-def _part(name: str, usage: Usage) -> tuple[str, Usage]:
+def _part(group: str, usage: Usage) -> tuple[str, Usage]:
     pods = int(usage["pods"])
-    return (f"{pods} {name}{'s' if pods != 1 else ''}" if pods != 1 else name, usage)
+    one, many = _PART_NAMES[group]
+    return (one if pods == 1 else f"{pods} {many}", usage)
 
 
 def phases(footprints: Iterable[Footprint]) -> list[Phase]:
@@ -288,17 +317,19 @@ def phases(footprints: Iterable[Footprint]) -> list[Phase]:
     rest = total(f.at_rest for f in footprints)
     result = [Phase("at rest", "at rest", None, tuple((f.release, f.at_rest) for f in footprints))]
     for f in footprints:
-        for group, kind, label in (("hook", "hook", "pre-upgrade hook"), ("surge", "rolling update", "rolling update"),
-                                   ("test", "test", "helm test")):
-            extra = f.usage(group)
-            if extra:
-                result.append(Phase(f"{f.release} {label}", kind, f.release,
-                                    (("at rest", rest), _part(_PART_NAMES[group], extra))))
+        for groups, kind, label in ((("hook",), "hook", "pre-upgrade hook"),
+                                    (("surge", "terminating"), "rolling update", "rolling update"),
+                                    (("test",), "test", "helm test")):
+            extras = [_part(g, f.usage(g)) for g in groups if f.usage(g)]
+            if extras:
+                result.append(Phase(f"{f.release} {label}", kind, f.release, (("at rest", rest), *extras)))
     return result
 
 
 def everything_at_once(footprints: Iterable[Footprint]) -> Phase:
-    """The conservative peak: every serving, surge, hook and test pod of every release."""
+    """A conservative peak: every serving, surge, hook and test pod of every release. Old
+    pods still terminating are in each release's rolling-update phase (phases()), not here:
+    they overlap one release's surge, not every hook and test pod of every release."""
     parts = []
     for f in footprints:
         for group in ("serving", "surge", "hook", "test"):
@@ -382,28 +413,86 @@ def quota_fit(phase: Phase, hard: Mapping[str, str | int], quota_name: str) -> F
     return Fit(phase, limits, f"quota {quota_name}", overflows)
 
 
-def node_fit(phase: Phase, allocatable: Mapping[str, str | int], reserved: Mapping[str, str | int] | None = None,
+Reserved = Mapping[str, "str | int | Decimal"]
+
+
+def holders(reserved: Mapping[str, Reserved] | Reserved | None) -> dict[str, dict[str, Decimal]]:
+    """Requests already on the nodes, by who holds them: {holder: {cpu, memory, pods}}.
+    A holder is a namespace (preflight.node_capacity); a flat {cpu, memory, pods} map is one
+    holder, "system pods" (the reference node of the small profile)."""
+    if not reserved:
+        return {}
+    if all(isinstance(v, Mapping) for v in reserved.values()):
+        return {who: {k: parse_quantity(v) for k, v in amounts.items()} for who, amounts in reserved.items()}
+    return {"system pods": {k: parse_quantity(v) for k, v in reserved.items()}}
+
+
+def _held(resource_key: str, by: dict[str, dict[str, Decimal]]) -> tuple[Decimal, str]:
+    """(total, description) of what others hold of one node resource (cpu, memory, pods)."""
+    amounts = {who: held.get(resource_key, ZERO) for who, held in by.items() if held.get(resource_key, ZERO)}
+    resource = {"cpu": "requests.cpu", "memory": "requests.memory"}.get(resource_key, "pods")
+    held_total = sum(amounts.values(), ZERO)
+    if not held_total:
+        return ZERO, ""
+    if list(amounts) == ["system pods"]:
+        return held_total, f" - system pods {format_value(resource, held_total)}"
+    each = ", ".join(f"{who} {format_value(resource, amount)}" for who, amount in sorted(amounts.items()))
+    return held_total, f" - pods already scheduled {format_value(resource, held_total)} ({each})"
+
+
+def node_fit(phase: Phase, allocatable: Mapping[str, str | int], reserved: Mapping[str, Reserved] | Reserved | None = None,
              headroom: Decimal | float | str = 0) -> Fit:
-    """Do the phase's requests (and pod count) fit one node's allocatable, after what system
-    pods already request (`reserved`, e.g. CoreDNS) and keeping a `headroom` fraction free?
+    """Do the phase's requests (and pod count) fit the nodes' allocatable, after what pods
+    already scheduled there request (`reserved`: per namespace, or a flat map of system
+    pods) and keeping a `headroom` fraction free?
 
     `allocatable` uses the node's own keys (cpu, memory, pods); limits are not scheduled,
     so only requests and pods are compared.
     """
-    reserved = reserved or {}
+    by = holders(reserved)
     share = Decimal(str(headroom))
     limits, budget = {}, {}
     for key, resource in (("cpu", "requests.cpu"), ("memory", "requests.memory"), ("pods", "pods")):
         if key in allocatable:
-            have, system = parse_quantity(allocatable[key]), parse_quantity(reserved.get(key, 0))
-            limits[resource] = (have - system) * (1 - share) if resource != "pods" else have - system
-            budget[resource] = (f"allocatable {format_value(resource, have)}"
-                                + (f" - system pods {format_value(resource, system)}" if system else "")
+            have = parse_quantity(allocatable[key])
+            held, described = _held(key, by)
+            limits[resource] = (have - held) * (1 - share) if resource != "pods" else have - held
+            budget[resource] = (f"allocatable {format_value(resource, have)}{described}"
                                 + (f", {share * 100:.0f}% kept free" if share and resource != "pods" else ""))
     used = phase.total
     overflows = tuple(
         Overflow(phase, r, used[r], limit, "node budget",
-                 f"lower resources.requests in the small profile (values-small.yaml), or use a bigger node "
-                 f"(budget: {budget[r]})")
+                 f"lower resources.requests in the small profile (values-small.yaml), use a bigger node, or make "
+                 f"room on it (budget: {budget[r]})")
         for r, limit in limits.items() if used[r] > limit)
     return Fit(phase, limits, "node budget", overflows)
+
+
+# --- nothing to sum -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unmeasured:
+    """Pods of a workload that declare none of some amount the quota limits: a fit check
+    counts them as 0 (and the quota admission rejects them: "must specify requests.cpu")."""
+
+    workload: str
+    group: str
+    missing: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.workload} ({self.group} pods): no {', '.join(self.missing)}"
+
+
+def unmeasured(footprints: Iterable[Footprint], hard: Mapping[str, str | int]) -> list[Unmeasured]:
+    """Workloads whose pods leave out an amount the quota limits (requests/limits of cpu and
+    memory). An unmodified `helm create` chart requests nothing at all: every fit then
+    passes while checking nothing, so the gate must fail on this, not pass."""
+    limited = [r for r in parse_hard(hard) if r != "pods"]
+    found = []
+    for f in footprints:
+        for g in f.groups:
+            if g.group in ("surge", "terminating"):
+                continue  # the same pods as the serving group
+            missing = tuple(r for r in limited if not g.per_pod[r])
+            if missing:
+                found.append(Unmeasured(g.workload, g.group, missing))
+    return found

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from shipcheck import charts, manifest_policy, namespace, plan as plan_mod, quota, report
+from shipcheck import charts, manifest_policy, namespace, netpol, plan as plan_mod, quota, report
 
 pytestmark = pytest.mark.order(3)
 
@@ -136,6 +136,26 @@ def test_quota_fit_during_rollout(footprints, deploy_plan, plan, cfg, figures):
     report.record_fits(figures, deploy_plan.profile, fits)
     overflows = [str(o) for fit in fits for o in fit.overflows]
     assert not overflows, "\n".join(overflows)
+
+
+def test_network_policies_admit_declared_traffic_only(deploy_plan, cfg, figures):
+    """Every release's NetworkPolicies, as the plan renders them, against the declared
+    traffic: each declared path admitted, nothing undeclared admitted into an isolated
+    component, the entry reachable from outside the namespace. Components no policy
+    isolates are reported, never failed (helm create's charts have no policy)."""
+    broken = [p.release for p in deploy_plan.releases if not p.ok]
+    if broken:
+        pytest.skip(f"{', '.join(broken)} did not render; see test_helm_template_renders")
+    fix_keys = {c.name: c.values.network_policy_clients or netpol.DEFAULT_FIX_KEY for c in cfg.components.values()}
+    found = netpol.evaluate({p.component.name: p.manifests for p in deploy_plan.releases},
+                            netpol.declared_paths(cfg.components), netpol.entry_component(cfg), cfg.namespace,
+                            namespace_labels=namespace.namespace_manifest(cfg)["metadata"]["labels"], fix_keys=fix_keys)
+    for row in found.rows():
+        figures.add("network policy paths (static)", **row)
+    for note in found.notes:
+        figures.add("network policy notes", note=note)
+    assert found.ok, (f"{len(found.problems)} NetworkPolicy problem(s) in the rendered charts, limit 0:\n"
+                      + "\n".join(found.problems))
 
 
 @pytest.fixture(scope="module", autouse=True)

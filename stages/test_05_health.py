@@ -6,13 +6,14 @@ through the cluster, `helm test`, and zero downtime across a rolling update.
 """
 
 import contextlib
+import secrets
 import time
 
 import pytest
 
 from shipcheck import checks, deploy, kube as kube_mod, metrics, namespace, plan as plan_mod, quota, reach
 from shipcheck import deploy_fixtures, helm as helm_mod, plugin, progress, proofs, report, report_charts
-from shipcheck import rollout, traffic
+from shipcheck import netpol, netpol_live, rollout, traffic
 
 pytestmark = pytest.mark.order(5)
 MEMORY_SHARE_LIMIT = 0.9  # working set above 90 % of the memory limit is one spike from OOMKilled
@@ -252,3 +253,84 @@ def test_zero_downtime(request, live, cfg, deliver, kube, helm, deploy_target, b
         "maxUnavailable 0, and a preStop sleep must cover the endpoint removal.")
     revisions = {p.release: helm_mod.last_deployed_revision(helm.history(p.release)) for p in live.plan.releases}
     proofs.record(kube, cfg.namespace, proofs.Proof(key, how, revisions, result.total, result.failed, time.time()))
+
+
+# --- NetworkPolicies, live ------------------------------------------------------------------
+def running_pod(kube, cfg, component) -> dict | None:
+    pods = rollout.serving_pods(kube_mod.read_release(kube, cfg.namespace, component.release).pods)
+    return next((p for p in pods if (p.get("status") or {}).get("phase") == "Running"), None)
+
+
+@pytest.fixture(scope="module")
+def probe_image(live, kube, cfg):
+    """(image, interpreter, uid): an app image already on the nodes with a TCP client (python3
+    or node), found by asking a running pod of each app; the probe pods reuse it (no registry)."""
+    for app in live.components:
+        pod = running_pod(kube, cfg, app)
+        if pod is None:
+            continue
+        container = pod["spec"]["containers"][0]
+        interpreter = netpol_live.find_interpreter(kube, cfg.namespace, pod["metadata"]["name"], container["name"])
+        if interpreter:
+            return container["image"], interpreter, app.uid
+    pytest.skip("no deployed app image has python3 or node, which the NetworkPolicy probe pods need for a TCP client")
+
+
+@pytest.fixture(scope="module")
+def enforcement(live, kube, cfg, probe_image, figures):
+    """Whether this cluster enforces NetworkPolicies: the deny test in a scratch namespace."""
+    image, interpreter, uid = probe_image
+    result = netpol_live.enforcement(kube, f"{cfg.namespace}-netpol-check-{secrets.token_hex(2)}", image, interpreter, uid)
+    figures.add("network policy enforcement", image=image, **result.row())
+    return result
+
+
+def test_network_policies_enforced_live(live, kube, cfg, probe_image, enforcement, figures):
+    """From inside the cluster: each declared path works (from a pod of the client to the
+    server's Service), and a pod whose labels match no component is refused by every
+    non-entry component that a NetworkPolicy isolates."""
+    if not enforcement.enforced:
+        pytest.skip(f"this cluster does not enforce NetworkPolicies ({enforcement.reason}, "
+                    f"{enforcement.seconds:.1f} s); the static gate of stage 3 still judged them")
+    deployed = {c.name: c for c in live.components}
+    problems, started = [], time.monotonic()
+
+    def service(c):
+        return f"{c.release}.{cfg.namespace}.svc.cluster.local"
+
+    for path in netpol.declared_paths(cfg.components):
+        client, server = deployed.get(path.client), deployed.get(path.server)
+        if client is None or server is None:
+            continue
+        pod = running_pod(kube, cfg, client)
+        container = pod["spec"]["containers"][0]["name"] if pod else None
+        interpreter = pod and netpol_live.find_interpreter(kube, cfg.namespace, pod["metadata"]["name"], container)
+        if not interpreter:
+            figures.add("network policy paths (live)", path=str(path), result="not probed: no python3/node in the client")
+            continue
+        (outcome,) = netpol_live.connect_from_pod(kube, cfg.namespace, pod["metadata"]["name"], interpreter,
+                                                  [netpol_live.Target(service(server), server.port, "open", 5.0)], container)
+        figures.add("network policy paths (live)", path=str(path), result=str(outcome))
+        if not outcome.ok:
+            problems.append(f"{path}: from pod {pod['metadata']['name']}, {outcome}; expected open (declared). Fix: admit "
+                            f"{path.client}'s pod labels in {path.server}'s NetworkPolicy (networkPolicy.allowedClients)")
+    # The stranger is refused only where a policy isolates the component (none: not a failure).
+    entry, policies = netpol.entry_component(cfg), netpol_live.live_policies(kube, cfg.namespace)
+    isolated = []
+    for c in deployed.values():
+        pod = running_pod(kube, cfg, c)
+        if c.name != entry and pod and netpol_live.isolated_for_ingress(policies, cfg.namespace,
+                                                                         pod["metadata"].get("labels") or {}):
+            isolated.append(c)
+    image, interpreter, uid = probe_image
+    # Retried until refused, for up to 15 s: a loaded node can take seconds to program a policy.
+    targets = [netpol_live.Target(service(c), c.port, "closed", 15.0) for c in isolated]
+    for outcome in netpol_live.connect_from_stranger(kube, cfg.namespace, image, interpreter, targets, uid) if targets else []:
+        figures.add("network policy paths (live)", path=f"stranger -> {outcome.host}:{outcome.port}", result=str(outcome))
+        if outcome.result not in ("refused", "timeout"):
+            problems.append(f"a pod labelled {netpol.STRANGER_LABELS} (matching no component) -> {outcome}; expected "
+                            "refused (only declared clients may connect). Fix: narrow the server's NetworkPolicy "
+                            "(networkPolicy.allowedClients) to its declared clients; stage 3 names the rule")
+    figures.add("network policy enforcement", image=image, enforced="live probe",
+                seconds=round(time.monotonic() - started, 1), reason=f"{len(problems)} problem(s)")
+    assert not problems, "NetworkPolicies on the running release:\n" + "\n".join(problems)

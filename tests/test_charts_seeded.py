@@ -61,7 +61,8 @@ def write_config(directory: Path) -> Path:
                              "run_env": {"DATABASE_URL": "${secret:todo-backend-secret:database-url}"},
                              "migrate_command": ["alembic", "upgrade", "head"], "chart": "charts/todo-backend"},
             "todo-frontend": {**build, "image": "todo-frontend", "port": 3000, "health_path": "/api/health",
-                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": "charts/todo-frontend"},
+                              "writable_paths": ["/tmp", "/app/.next/cache"], "chart": "charts/todo-frontend",
+                              "connects_to": ["todo-backend"]},  # declares frontend -> backend
         },
         "secrets": {"todo-backend-secret": {"database-url": {"database_url": {"env": "DATABASE_URL",
                                                                               "database": "todo-postgres"}}}},
@@ -345,11 +346,13 @@ def test_stage3_seeded_surge_and_unknown_field_fail_quota_and_schema_gates(pytes
     assert failed(outcomes) == sorted([
         "test_manifests_valid_for_kubernetes_version[todo-backend]",
         "test_quota_fit_during_rollout[todo-backend]",
+        "test_quota_fit_during_rollout[todo-frontend]",  # 2.75 at rest leaves no room for its surge + old pod
     ]), {k: v for k, v in outcomes.items() if v[0] == "failed"}
     rollout = outcomes["test_quota_fit_during_rollout[todo-backend]"][1]
-    assert ("todo-backend rolling update: requests.cpu 3.75 > quota 3 (at rest 2.75 + surge pod 1). "
-            "Fix: lower resources.requests.cpu or maxSurge, or raise todo-quota") in rollout
-    assert "todo-backend rolling update: limits.cpu 4.5 > quota 4 (at rest 3.5 + surge pod 1)" in rollout
+    assert ("todo-backend rolling update: requests.cpu 4.75 > quota 3 (at rest 2.75 + surge pod 1 + old pod "
+            "terminating 1). Fix: lower resources.requests.cpu or maxSurge, or raise todo-quota") in rollout
+    assert ("todo-backend rolling update: limits.cpu 5.5 > quota 4 (at rest 3.5 + surge pod 1 + old pod terminating 1)"
+            in rollout)
     assert ("Deployment/todo-backend: spec.template.spec: Additional properties are not allowed ('workloadRef' was "
             "unexpected) (Kubernetes 1.34 schema, strict). Fix:") in outcomes[
         "test_manifests_valid_for_kubernetes_version[todo-backend]"][1]

@@ -218,8 +218,9 @@ def clustertest_image(cluster) -> Iterator[str]:
                          check=False)
     if not build.ok:
         pytest.fail(f"building {IMAGE_REF} from {IMAGE_CONTEXT} failed (exit {build.rc}) after "
-                    f"{build.duration_s:.0f} s:\n{build.tail(15)}\nFix: the base image stand-in/python:3.13 comes "
-                    "from `bash setup/base-images.sh`; Docker must answer (`bash setup/docker.sh`).", pytrace=False)
+                    f"{build.duration_s:.0f} s:\n{build.tail(15)}\nFix: the base image python:3.13-slim (a stand-in "
+                    "where no registry answers) comes from `bash setup/base-images.sh`; Docker must answer "
+                    "(`bash setup/docker.sh`).", pytrace=False)
     size_mb = int(commands.run([DOCKER, "image", "inspect", "-f", "{{.Size}}", IMAGE_REF]).stdout) / 1e6
     load_s = cluster.load_image(IMAGE_REF)
     progress.say(f"image {IMAGE_REF}: {size_mb:.0f} MB, built in {build.duration_s:.1f} s, loaded into the "

@@ -125,29 +125,3 @@ def test_an_empty_label_counts_as_missing():
 def test_a_version_label_that_is_not_the_tag_is_a_problem():
     problem = image_policy.label_problems(REF, labels(version="dev", source=None), "v1.0.0")
     assert f"OCI labels: missing {OCI}source; {OCI}version is 'dev', expected 'v1.0.0'. Fix:" in problem
-
-
-# --- the layer scan's cache ---------------------------------------------------------------------
-class _Image:
-    id = "sha256:" + "ab" * 32
-
-
-class _Images:
-    def get(self, ref):
-        return _Image()
-
-
-class _Client:
-    images = _Images()
-
-
-def test_layer_scan_results_are_kept_per_image_id(tmp_path, monkeypatch):
-    from shipcheck import images, secrets_scan
-
-    read = []
-    monkeypatch.setattr(images, "_scan_layers", lambda client, ref: read.append(ref) or [
-        secrets_scan.Finding("layer 2: /app/.env", "secret file name .env")])
-    first = images.scan_layers(_Client(), "x:1", cache=tmp_path)
-    again = images.scan_layers(_Client(), "x:1", cache=tmp_path)
-    assert first == again == [secrets_scan.Finding("layer 2: /app/.env", "secret file name .env")]
-    assert read == ["x:1"]  # the second answer came from the cache

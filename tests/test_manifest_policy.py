@@ -2,6 +2,7 @@
 with the measured value, the limit and the fix."""
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,7 +24,8 @@ def pod_security():
 
 
 def resources(cpu="250m", memory="256Mi"):
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+    return {"requests": {"cpu": cpu, "memory": memory, "ephemeral-storage": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "256Mi"}}
 
 
 def probe(path):
@@ -56,7 +58,11 @@ def good_release() -> list[dict]:
                  "securityContext": security(), "resources": resources("50m", "64Mi")}]}}
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "todo-backend-config"},
               "data": {"LOG_LEVEL": "INFO", "API_BASE_URL": "http://todo-backend.todo.svc.cluster.local:8000"}}
-    return [deployment, job, test, config]
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "todo-backend"},
+               "spec": {"selector": {"app": "b"}, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}}
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "todo-backend"},
+           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "b"}}}}
+    return [deployment, job, test, config, service, pdb]
 
 
 def app_container(manifests):
@@ -77,6 +83,10 @@ def test_good_release_passes_every_check(release):
     assert mp.rollout_problems(release) == []
     assert mp.secret_value_problems(release) == []
     assert mp.schema_problems(release, "1.34") == []
+    assert mp.service_selector_problems(release) == []
+    assert mp.identical_probe_problems(release) == []
+    assert mp.ephemeral_storage_problems(release) == []
+    assert mp.pdb_problems(release) == []
 
 
 def test_containers_cover_hook_and_test_pods(release):
@@ -286,3 +296,142 @@ def test_wrong_type_and_removed_api_version(release):
 def test_unsupported_kubernetes_version(release):
     (problem,) = mp.schema_problems(release, "1.99")
     assert problem.startswith("kubernetes-validate has no schemas for Kubernetes 1.99")
+
+
+# --- what kube-score knows (issue 12) ---------------------------------------------------
+# The component's values mapping as config.ValuesMapping carries it (our charts' keys).
+OUR_VALUES = SimpleNamespace(resources="resources", liveness_probe="livenessProbe", readiness_probe="readinessProbe",
+                             hook_resources="migrations.resources", test_resources="tests.resources",
+                             pod_disruption_budget="podDisruptionBudget")
+
+
+def service(release):
+    return release[4]
+
+
+def budget(release):
+    return release[5]
+
+
+def test_service_selector_that_matches_no_pod_template(release):
+    service(release)["spec"]["selector"] = {"app": "b", "app.kubernetes.io/component": "apii"}
+    (problem,) = mp.service_selector_problems(release)
+    assert problem == (
+        "Service/todo-backend: selector {app: b, app.kubernetes.io/component: apii} matches no pod template of this "
+        "release (Deployment/todo-backend pods carry {app: b}); the Service would have no endpoints and every request "
+        "to it would fail. Fix: make the Service's selector the labels the pod template carries (the chart's "
+        "selectorLabels helper, used by both).")
+
+
+def test_service_selecting_only_hook_or_test_pods_has_no_endpoints(release):
+    release[1]["spec"]["template"]["metadata"] = {"labels": {"app": "migrate"}}
+    service(release)["spec"]["selector"] = {"app": "migrate"}
+    assert "matches no pod template" in mp.service_selector_problems(release)[0]
+
+
+def test_service_named_target_port_that_no_container_declares(release):
+    service(release)["spec"]["ports"][0]["targetPort"] = "web"
+    (problem,) = mp.service_selector_problems(release)
+    assert "port http targets the named port 'web', which no container of Deployment/todo-backend declares " \
+           "(named ports: ['http'])" in problem
+
+
+def test_services_without_selector_are_left_alone(release):
+    service(release)["spec"] = {"type": "ExternalName", "externalName": "db.example.com"}
+    assert mp.service_selector_problems(release) == []
+    service(release)["spec"] = {"ports": [{"port": 5432}]}  # hand-made Endpoints
+    assert mp.service_selector_problems(release) == []
+
+
+@pytest.mark.parametrize("selector, labels, selected", [
+    ({"app": "b"}, {"app": "b", "x": "y"}, True),
+    ({"app": "b"}, {"app": "c"}, False),
+    ({"matchLabels": {"app": "b"}}, {"app": "b"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api", "web"]}]}, {"tier": "web"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]}, {"tier": "web"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {}, True),
+    ({}, {"app": "b"}, False), (None, {"app": "b"}, False),
+])
+def test_label_selectors(selector, labels, selected):
+    assert mp.selects(selector, labels) is selected
+
+
+def test_identical_liveness_and_readiness(release):
+    app_container(release)["readinessProbe"] = probe("/health")
+    (problem,) = mp.identical_probe_problems(release, OUR_VALUES)
+    assert problem.startswith("Deployment/todo-backend container todo-backend: livenessProbe and readinessProbe are "
+                              "the same GET /health on port http, so a failing dependency")
+    assert ("Fix: give readiness its own path that also checks what the pod needs to serve (the backend or database "
+            "it calls): readiness_path in shipcheck.yaml (the suite sets readinessProbe.httpGet.path)") in problem
+    # Same handler with other timings is still the same question asked twice.
+    app_container(release)["readinessProbe"]["periodSeconds"] = 3
+    assert len(mp.identical_probe_problems(release, OUR_VALUES)) == 1
+    # Nothing to depend on (no connects_to): readiness has nothing more to check.
+    assert mp.identical_probe_problems(release, OUR_VALUES, has_dependencies=False) == []
+
+
+def test_missing_ephemeral_storage_names_each_containers_values(release):
+    del app_container(release)["resources"]["limits"]["ephemeral-storage"]
+    del release[1]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"]
+    app, hook = mp.ephemeral_storage_problems(release, OUR_VALUES)
+    assert app.startswith("Deployment/todo-backend container todo-backend: no resources.limits.ephemeral-storage "
+                          "(required on every container")
+    assert "Fix: set resources.limits.ephemeral-storage in the chart's values" in app
+    assert "Fix: set migrations.resources.requests.ephemeral-storage in the chart's values" in hook
+    # helm create names (no mapping): the hook's resources have no value in such a chart.
+    assert "Fix: add them to the template's resources" in mp.ephemeral_storage_problems(release)[1]
+
+
+def test_two_replicas_without_a_disruption_budget(release):
+    del release[5]
+    (problem,) = mp.pdb_problems(release, OUR_VALUES)
+    assert problem == ("Deployment/todo-backend: 2 replicas and no PodDisruptionBudget selects its pods: a node drain "
+                       "(a cluster upgrade, an autoscaler scale-down) may evict every replica at once. Fix: set "
+                       "podDisruptionBudget.enabled: true in the chart's values.")
+    assert "add a PodDisruptionBudget to the chart (templates/pdb.yaml)" in mp.pdb_problems(release)[0]
+    release[0]["spec"]["replicas"] = 1
+    assert mp.pdb_problems(release) == []  # one replica: not required
+
+
+@pytest.mark.parametrize("spec, replicas, allowed", [
+    ({"maxUnavailable": 1}, 2, 1), ({"minAvailable": 1}, 2, 1), ({"minAvailable": "50%"}, 2, 1),
+    ({"minAvailable": 2}, 2, 0), ({"minAvailable": "100%"}, 3, 0), ({"maxUnavailable": 0}, 2, 0),
+    ({"maxUnavailable": "50%"}, 3, 2), ({"minAvailable": "50%"}, 3, 1), ({"maxUnavailable": 5}, 2, 2), ({}, 2, 0),
+])
+def test_disruptions_allowed_with_every_replica_healthy(spec, replicas, allowed):
+    assert mp.disruptions_allowed({"spec": spec}, replicas) == allowed
+
+
+def test_a_budget_that_blocks_every_drain(release):
+    budget(release)["spec"] = {"minAvailable": 2, "selector": {"matchLabels": {"app": "b"}}}
+    (problem,) = mp.pdb_problems(release, OUR_VALUES)
+    assert problem == ("PodDisruptionBudget/todo-backend (minAvailable 2, 2 replicas): allows 0 evictions with every "
+                       "replica healthy, required at least 1: `kubectl drain` waits forever on these pods. Fix: set "
+                       "podDisruptionBudget.maxUnavailable: 1 (or podDisruptionBudget.minAvailable at most 1).")
+    release[0]["spec"]["replicas"] = 1
+    budget(release)["spec"]["minAvailable"] = 1  # the classic: minAvailable 1 on one replica
+    assert "allows 0 evictions" in mp.pdb_problems(release)[0]
+
+
+def test_a_budget_that_protects_nothing_or_twice(release):
+    budget(release)["spec"]["maxUnavailable"] = "100%"
+    (problem,) = mp.pdb_problems(release)
+    assert "allows 2 evictions of 2 replicas, so a drain may take every pod at once" in problem
+    budget(release)["spec"]["maxUnavailable"] = 1
+    release.append(copy.deepcopy(budget(release)) | {"metadata": {"name": "extra"}})
+    assert "selected by 2 PodDisruptionBudgets (PodDisruptionBudget/todo-backend, PodDisruptionBudget/extra)" in \
+        mp.pdb_problems(release)[0]
+
+
+def test_a_quota_fit_with_nothing_to_sum_fails():
+    from shipcheck import quota
+
+    helm_create = [{"kind": "Deployment", "metadata": {"name": "mychart"},
+                    "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "resources": {}}]}}}}]
+    hard = {"requests.cpu": "3", "limits.memory": "8Gi", "pods": "10"}
+    (problem,) = mp.quota_measured_problems([quota.footprint("mychart", helm_create)], hard, "todo-quota")
+    assert problem == ("Deployment/mychart (serving pods): no requests.cpu, limits.memory: the quota todo-quota limits "
+                       "requests.cpu, limits.memory, so the fit check counted these pods as 0 and the namespace would "
+                       "refuse them (\"must specify requests.cpu\"). Fix: set resources.requests and resources.limits "
+                       "in the chart's values.")

@@ -123,12 +123,13 @@ def test_seed_numbers_fit_at_rest_but_not_during_a_rolling_update():
     backend = by_phase["todo-backend rolling update"]
     assert not backend.ok
     messages = {o.resource: str(o) for o in backend.overflows}
-    assert messages["requests.cpu"] == ("todo-backend rolling update: requests.cpu 3.25 > quota 3 (at rest 2.5 + "
-                                        "surge pod 0.75). Fix: lower resources.requests.cpu or maxSurge, or raise "
-                                        "todo-quota")
-    assert "limits.cpu 4.5 > quota 4 (at rest 3.5 + surge pod 1)" in messages["limits.cpu"]
-    assert "limits.memory 9Gi > quota 8Gi (at rest 7Gi + surge pod 2Gi)" in messages["limits.memory"]
-    assert "pods" not in messages
+    assert messages["requests.cpu"] == ("todo-backend rolling update: requests.cpu 4 > quota 3 (at rest 2.5 + "
+                                        "surge pod 0.75 + old pod terminating 0.75). Fix: lower resources.requests.cpu "
+                                        "or maxSurge, or raise todo-quota")
+    assert "limits.cpu 5.5 > quota 4 (at rest 3.5 + surge pod 1 + old pod terminating 1)" in messages["limits.cpu"]
+    assert "limits.memory 11Gi > quota 8Gi (at rest 7Gi + surge pod 2Gi + old pod terminating 2Gi)" in messages[
+        "limits.memory"]
+    assert "pods" not in messages  # 4 + 1 + 1 of 10
 
 
 def test_our_defaults_fit_every_phase_with_a_database_hook_and_tests():
@@ -147,7 +148,7 @@ def test_our_defaults_fit_every_phase_with_a_database_hook_and_tests():
     fits = [quota.quota_fit(p, SEED_QUOTA, "todo-quota") for p in phases]
     assert all(f.ok for f in fits), [str(o) for f in fits for o in f.overflows]
     worst = max(f.phase.total["limits.cpu"] for f in fits)
-    assert worst == 3  # 75 % of the quota: room for a terminating pod during the rollout
+    assert worst == Decimal("3.5")  # at rest 2.5 + a surge pod 0.5 + the old pod terminating beside it 0.5
 
 
 def test_hook_overflow_names_the_hook_resources():
@@ -165,8 +166,8 @@ def test_pod_count_overflow_during_surge():
     fits = {p.name: quota.quota_fit(p, SEED_QUOTA, "todo-quota") for p in quota.phases(releases)}
     assert fits["at rest"].ok
     (overflow,) = [o for o in fits["web rolling update"].overflows if o.resource == "pods"]
-    assert str(overflow).startswith("web rolling update: pods 11 > quota 10 (at rest 10 + surge pod 1). Fix: lower "
-                                    "replicaCount or maxSurge")
+    assert str(overflow).startswith("web rolling update: pods 12 > quota 10 (at rest 10 + surge pod 1 + old pod "
+                                    "terminating 1). Fix: lower replicaCount or maxSurge")
 
 
 def test_quota_aliases_and_unknown_keys():
@@ -193,3 +194,143 @@ def test_fit_rows_carry_the_figures():
     assert rows["requests.cpu"] == {"phase": "at rest", "resource": "requests.cpu", "used": "2.5", "limit": "3",
                                     "against": "quota todo-quota", "share": "83%", "fits": True}
     assert list(rows) == list(quota.RESOURCES)
+
+
+# --- old pods terminating during a rolling update ---------------------------------------
+@pytest.mark.parametrize("replicas, surge, unavailable, terminating", [
+    (2, 1, 0, 1),  # the old pod in its preStop sleep while the second surge pod starts
+    (1, 1, 0, 0),  # one step replaces the only replica: no next surge pod beside it
+    (3, 1, 0, 1), (4, 2, 0, 2), (2, 2, 0, 0), (4, 1, 1, 2), (2, 0, 1, 0),
+])
+def test_old_pods_terminating_beside_the_next_surge_pod(replicas, surge, unavailable, terminating):
+    d = deployment("d", replicas=replicas, surge=surge, unavailable=unavailable)
+    assert quota.deployment_terminating(d) == terminating
+    assert quota.deployment_terminating(deployment("d", replicas=replicas, strategy="Recreate")) == 0
+
+
+def test_a_statefulset_has_no_terminating_group():
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [container()]}}}}
+    assert not quota.footprint("db", [sts]).terminating
+
+
+# --- the case of issue 12: the frontend's surge pod unschedulable, "Insufficient cpu" -----
+def issue12_releases():
+    """Our defaults: frontend and backend 2 x 250m, postgres 250m; the frontend's old pod
+    still in its preStop sleep (5 s) while its second surge pod starts."""
+    frontend = deployment("todo-frontend", req_cpu="250m", req_mem="256Mi", lim_cpu="500m", lim_mem="512Mi")
+    backend = deployment("todo-backend", req_cpu="250m", req_mem="384Mi", lim_cpu="500m", lim_mem="768Mi")
+    postgres = {"kind": "StatefulSet", "metadata": {"name": "todo-postgres"},
+                "spec": {"replicas": 1, "template": {"spec": {"containers": [container("250m", "256Mi", "500m", "512Mi")]}}}}
+    return [quota.footprint("todo-postgres", [postgres]), quota.footprint("todo-backend", [backend]),
+            quota.footprint("todo-frontend", [frontend])]
+
+
+# The 2-core node: CoreDNS in kube-system, and another namespace's app pods on the same node.
+NODE = {"cpu": "2", "memory": "23Gi", "pods": "110"}
+ALREADY_SCHEDULED = {"kube-system": {"cpu": "100m", "memory": "70Mi", "pods": "1"},
+                     "wt-other-app": {"cpu": "200m", "memory": "256Mi", "pods": "2"}}
+
+
+def test_issue12_the_fit_check_refuses_what_the_scheduler_refused():
+    from shipcheck import preflight
+
+    fits, problems = preflight.fits(issue12_releases(), SEED_QUOTA, "todo-quota", NODE, ALREADY_SCHEDULED)
+    by = {(f.phase.name, f.against): f for f in fits}
+    rolling = by["todo-frontend rolling update", "node budget"]
+    assert rolling.phase.total["requests.cpu"] == Decimal("1.75")  # 1.25 at rest + surge 0.25 + terminating 0.25
+    assert len(problems) == 2 and problems[0].startswith("todo-backend rolling update: requests.cpu 1.75 > node budget")
+    assert problems[1] == (
+        "todo-frontend rolling update: requests.cpu 1.75 > node budget 1.7 (at rest 1.25 + surge pod 0.25 + old pod "
+        "terminating 0.25). Fix: lower resources.requests in the small profile (values-small.yaml), use a bigger node, "
+        "or make room on it (budget: allocatable 2 - pods already scheduled 0.3 (kube-system 0.1, wt-other-app 0.2))")
+    assert by["at rest", "node budget"].ok and by["todo-frontend rolling update", "quota todo-quota"].ok
+
+    # Counting one surge pod only (the check before this change): 1.5 <= 1.7, a false green.
+    one_surge = quota.Phase("old model", "rolling update", "todo-frontend",
+                            (("at rest", quota.phases(issue12_releases())[0].total),
+                             ("surge pod", issue12_releases()[2].surge)))
+    assert quota.node_fit(one_surge, NODE, ALREADY_SCHEDULED).ok
+    # Counting kube-system only (the profile choice): 1.75 <= 1.9, also green.
+    assert quota.node_fit(rolling.phase, NODE, {"kube-system": ALREADY_SCHEDULED["kube-system"]}).ok
+
+
+def test_a_flat_reserved_map_is_system_pods():
+    fit = quota.node_fit(quota.phases(issue12_releases())[0], {"cpu": "1"}, {"cpu": "100m"})
+    assert "(budget: allocatable 1 - system pods 0.1)" in str(fit.overflows[0])
+
+
+# --- what is already scheduled, from the API ---------------------------------------------
+class _Api:
+    def sanitize_for_serialization(self, spec):
+        return spec.raw
+
+
+class FakeCore:
+    """list_node and list_pod_for_all_namespaces as the kubernetes client answers them."""
+
+    def __init__(self, nodes, pods):
+        from types import SimpleNamespace as NS
+
+        self.api_client = _Api()
+        self._nodes = [NS(metadata=NS(name=n), spec=NS(unschedulable=u), status=NS(allocatable=a)) for n, u, a in nodes]
+        self._pods = [NS(metadata=NS(namespace=ns), spec=NS(node_name=node, raw={"containers": [container(cpu, mem)]}))
+                      for ns, node, cpu, mem in pods]
+        self.selector = None
+
+    def list_node(self):
+        from types import SimpleNamespace as NS
+        return NS(items=self._nodes)
+
+    def list_pod_for_all_namespaces(self, field_selector=None):
+        from types import SimpleNamespace as NS
+        self.selector = field_selector
+        return NS(items=self._pods)
+
+
+def test_node_capacity_counts_every_other_namespace_by_name():
+    from shipcheck import preflight
+
+    core = FakeCore(nodes=[("n1", False, {"cpu": "2", "memory": "8Gi", "pods": "110"}),
+                           ("cordoned", True, {"cpu": "4", "memory": "8Gi", "pods": "110"})],
+                    pods=[("kube-system", "n1", "100m", "70Mi"), ("wt-other-app", "n1", "150m", "128Mi"),
+                          ("wt-other-app", "n1", "50m", "128Mi"), ("todo", "n1", "250m", "256Mi"),  # ours: replaced
+                          ("elsewhere", "cordoned", "1", "1Gi"), ("pending", None, "1", "1Gi")])
+    allocatable, reserved = preflight.node_capacity(core, "todo")
+    assert allocatable == {"cpu": "2", "memory": str(8 * GI), "pods": "110"}
+    assert reserved == {"kube-system": {"cpu": Decimal("0.1"), "memory": 70 * 2 ** 20, "pods": 1},
+                        "wt-other-app": {"cpu": Decimal("0.2"), "memory": 256 * 2 ** 20, "pods": 2}}
+    assert core.selector == "status.phase!=Succeeded,status.phase!=Failed"
+    _, system = preflight.node_capacity(core, "todo", only_namespace="kube-system")
+    assert list(system) == ["kube-system"]
+
+
+# --- nothing to sum ------------------------------------------------------------------------
+def helm_create_deployment(name="mychart"):
+    """An unmodified `helm create` chart: resources: {} (no requests, no limits)."""
+    return {"kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": name, "image": "nginx:1.16.0",
+                                                                          "resources": {}}]}}}}
+
+
+def test_a_fit_with_nothing_to_sum_is_reported():
+    releases = [quota.footprint("mychart", [helm_create_deployment(), helm_test_pod("t", None, None, None, None)])]
+    fits = [quota.quota_fit(p, SEED_QUOTA, "todo-quota") for p in quota.phases(releases)]
+    assert all(f.ok for f in fits)  # every fit passes: it summed zeros
+    found = quota.unmeasured(releases, SEED_QUOTA)
+    assert [str(u) for u in found] == [
+        "Deployment/mychart (serving pods): no requests.cpu, requests.memory, limits.cpu, limits.memory",
+        "Pod/t (test pods): no requests.cpu, requests.memory, limits.cpu, limits.memory"]
+    assert quota.unmeasured(seed_footprints(), SEED_QUOTA) == []
+    assert quota.unmeasured(releases, {"pods": "10"}) == []  # a quota on pods alone: nothing unmeasured
+
+
+def test_parse_quantity_is_the_kubernetes_clients_with_our_errors():
+    from kubernetes.utils import parse_quantity as upstream
+
+    for text in ("500m", "1.5Gi", "129e6", "64Ki", "1E"):
+        assert quota.parse_quantity(text) == upstream(text)
+    for bad in ("1 Gi", " 1", "NaN", "Infinity", None):
+        with pytest.raises(quota.QuantityError):
+            quota.parse_quantity(bad)
+    assert quota.parse_quantity(0.1) == Decimal("0.1")  # as written, not 0.1000000000000000055...

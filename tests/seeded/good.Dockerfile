@@ -1,5 +1,5 @@
 # Seeded: a shippable image; every stage 1-2 gate passes.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

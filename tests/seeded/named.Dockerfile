@@ -1,5 +1,5 @@
 # Seeded defect: USER by name, which runAsNonRoot cannot verify.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

@@ -1,5 +1,5 @@
 # Seeded defect: USER 0 (root); the non-root gate fails (and hadolint, DL3002).
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

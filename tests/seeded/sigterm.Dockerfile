@@ -1,5 +1,5 @@
 # Seeded defect: a shell wrapper at PID 1 ignores SIGTERM, so docker stop waits 10 s and kills.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

@@ -1,5 +1,5 @@
 # Seeded defect: the HEALTHCHECK probes a port nothing listens on, so it always fails.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown

@@ -1,5 +1,5 @@
 # Seeded defect: the app listens on 8080 while the configuration says 8000.
-ARG BASE=stand-in/python:3.13
+ARG BASE=python:3.13-slim
 FROM ${BASE}
 ARG VERSION=dev
 ARG REVISION=unknown
