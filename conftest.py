@@ -1,4 +1,4 @@
 """The pipeline's pytest plugin lives in the shipcheck package; registering it here makes
 `pytest stages/` (and the suite's own tests) use it."""
 
-pytest_plugins = ["shipcheck.plugin", "shipcheck.fixtures", "shipcheck.deploy_fixtures", "shipcheck.registry_fixtures"]
+pytest_plugins = ["shipcheck.plugin", "shipcheck.fixtures", "shipcheck.deploy_fixtures"]

@@ -20,6 +20,10 @@ from . import progress, providers, quota, registry, tools, waiting
 from .config import Component, Config
 from .plugin import CONFIG_KEY
 
+# How images reach the cluster (registry or loading) is settled by these, which `builds`,
+# `deploy_plan` and stage 4 take (issue 14).
+pytest_plugins = ["shipcheck.registry_fixtures"]
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cfg: Config = metafunc.config.stash[CONFIG_KEY]

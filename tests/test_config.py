@@ -365,7 +365,8 @@ BAD = [
                                              "image_pull_policy, service_port, fullname_override, liveness_probe, "
                                              "readiness_probe, startup_probe, resources, pod_security_context, security_context, "
                                              "pod_annotations, existing_secret, migrate_command, hook_resources, "
-                                             "test_resources, image_pull_secrets)"),
+                                             "test_resources, pod_disruption_budget, network_policy_clients, "
+                                             "image_pull_secrets)"),
     (_set(f"{API}.release", "todo-api-" + "x" * 45), f"{API}.release: must be a Helm release name: a DNS-1123 label "
                                                      "of at most 53 characters, got 'todo-api-" + "x" * 45 + "'"),
     (_set(f"{API}.release", "web"), f"{API}.release: 'web' is also the release of components.web; two charts in one "
