@@ -41,7 +41,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shipcheck import charts, commands, config, manifest_policy as mp, quota  # noqa: E402
+from shipcheck import charts, commands, config, manifest_policy as mp, quota, tools  # noqa: E402
+from shipcheck import helm as helm_mod
 
 RESULTS = ROOT / "bench" / "results"
 KUBE_VERSION = "1.34"
@@ -67,7 +68,7 @@ EPHEMERAL = {
 @contextmanager
 def one_go_build():
     """One Go build at a time on this machine (other benches and set-ups take the same lock)."""
-    lock = charts.cache_dir() / ".go-build.lock"
+    lock = tools.cache_dir() / ".go-build.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -77,7 +78,7 @@ def one_go_build():
 def tool(name: str) -> Path:
     """The cached binary, built from the Go module proxy when missing."""
     package, version = TOOLS[name]
-    home = charts.cache_dir() / f"{name}-{version}"
+    home = tools.cache_dir() / f"{name}-{version}"
     binary = home / name
     if binary.is_file():
         return binary
@@ -114,7 +115,7 @@ def standalone_schemas() -> Path:
     from kubernetes_validate.version import __version__ as kv_version
 
     source = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-    target = charts.cache_dir() / f"kubeconform-schemas-kubernetes-validate-{kv_version}"
+    target = tools.cache_dir() / f"kubeconform-schemas-kubernetes-validate-{kv_version}"
     done = target / f"v{KUBE_VERSION}.0.done"
     if done.is_file():
         return target
@@ -276,11 +277,11 @@ def seeded_chart(workdir: Path, name: str, values: dict, templates: dict) -> Pat
 
 
 def render(helm: str, chart: Path, release: str) -> tuple[list[dict], str]:
-    argv = charts.template_argv(helm, chart, release, "todo", kube_version=KUBE_VERSION)
+    argv = [helm, *helm_mod.template_argv(release, chart, kube_version=KUBE_VERSION), "--namespace", "todo"]
     result = commands.run(argv, check=False, timeout_s=120)
     if not result.ok:
         return [], result.tail(5)
-    return charts.parse_manifests(result.stdout), ""
+    return helm_mod.manifest_docs(result.stdout), ""
 
 
 def judge(cfg, helm: str, binaries: dict, workdir: Path, defect: Defect | None) -> dict:
@@ -339,7 +340,7 @@ def main() -> None:
         print(json.dumps({k: str(v) for k, v in binaries.items()}))
         return
     cfg = config.load(ROOT / "shipcheck.yaml")
-    helm = charts.helm_binary()
+    helm = tools.binary("helm")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
         work = Path(tmp)

@@ -12,7 +12,6 @@ from typing import Any
 
 from . import commands, progress
 from .config import Component, Config
-from .web import http_get, http_json  # noqa: F401  moved to web.py; kept for old callers (stages 2 and 5)
 from .waiting import WaitResult, wait_until
 
 LABEL = "io.shipcheck.run"  # every container and network we create carries it

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from shipcheck import charts, commands, manifest_policy as mp
+from shipcheck import commands, manifest_policy as mp, tools
+from shipcheck import helm as helm_mod
 
 REPO = Path(__file__).resolve().parents[1]
 APPS = ("todo-frontend", "todo-backend")
@@ -13,8 +14,8 @@ APPS = ("todo-frontend", "todo-backend")
 
 def _helm_or_none():
     try:
-        return charts.helm_binary()
-    except charts.HelmNotFound:
+        return tools.binary("helm")
+    except tools.ToolNotFound:
         return None
 
 
@@ -23,10 +24,10 @@ pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (bash s
 
 
 def render(chart: str, *sets: str) -> list[dict]:
-    argv = charts.template_argv(HELM, REPO / "charts" / chart, chart, "todo", kube_version="1.34")
+    argv = [HELM, *helm_mod.template_argv(chart, REPO / "charts" / chart, kube_version="1.34"), "--namespace", "todo"]
     result = commands.run(argv + [a for s in sets for a in ("--set", s)], check=False)
     assert result.ok, result.tail()
-    return charts.parse_manifests(result.stdout)
+    return helm_mod.manifest_docs(result.stdout)
 
 
 def kinds(manifests, kind):
@@ -77,12 +78,12 @@ def test_min_available_instead_and_a_blocking_budget_is_caught():
 
 @pytest.mark.parametrize("chart", APPS)
 def test_values_schema_rejects_a_typo_in_the_budget(chart):
-    argv = charts.template_argv(HELM, REPO / "charts" / chart, chart, "todo") + ["--set", "podDisruptionBudget.maxUnavialable=1"]
+    argv = [HELM, *helm_mod.template_argv(chart, REPO / "charts" / chart), "--namespace", "todo"] + ["--set", "podDisruptionBudget.maxUnavialable=1"]
     result = commands.run(argv, check=False)
     assert not result.ok and "maxUnavialable" in result.stderr
 
 
 @pytest.mark.parametrize("chart", APPS)
 def test_lint_strict_passes_with_the_budget(chart):
-    result = commands.run(charts.lint_argv(HELM, REPO / "charts" / chart, kube_version="1.34"), check=False)
+    result = commands.run([HELM, *helm_mod.lint_argv(REPO / "charts" / chart, kube_version="1.34")], check=False)
     assert result.ok, result.tail()

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shipcheck import containers, traffic, web
+from shipcheck import web
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -96,9 +96,7 @@ def test_no_answer_is_a_response_naming_the_error(closed_port_url):
     assert web.http_json("POST", closed_port_url, {"a": 1})[0] is None
 
 
-def test_short_forms_and_their_old_homes(server_url):
-    assert containers.http_get is web.http_get and containers.http_json is web.http_json
-    assert traffic.RequestLoop is web.RequestLoop and traffic.LoopResult is web.LoopResult
+def test_short_forms(server_url):
     assert web.http_json("POST", server_url + "/tasks", {"title": "t"})[0] == 201
     assert web.http_json("GET", server_url + "/missing") == (404, {"detail": "not found"})
     assert web.http_json("GET", server_url + "/bad-gateway") == (502, "Bad Gateway\nupstream refused")

@@ -3,11 +3,11 @@ runs the pipeline the way the README says."""
 
 import yaml
 
-from shipcheck import charts, commands
+from shipcheck import commands, tools
 
 
 def test_example_github_actions_job_passes_actionlint(repo):
-    result = commands.run([charts.tool_binary("actionlint"), str(repo / "examples" / "github-actions-kind.yml")],
+    result = commands.run([tools.binary("actionlint"), str(repo / "examples" / "github-actions-kind.yml")],
                           check=False, timeout_s=60)
     assert result.ok, f"actionlint: {result.stdout}{result.stderr}"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shipcheck import commands, containers
+from shipcheck import web, commands, containers
 from shipcheck.config import Component, Config
 
 PROC_NET_TCP = """\
@@ -309,12 +309,12 @@ def local_server():
 
 
 def test_http_get_returns_status_and_body_for_errors_too(local_server):
-    assert containers.http_get(local_server + "/health") == (200, '{"status": "ok"}')
-    assert containers.http_get(local_server + "/missing") == (404, '{"detail": "not found"}')
+    assert web.http_get(local_server + "/health") == (200, '{"status": "ok"}')
+    assert web.http_get(local_server + "/missing") == (404, '{"detail": "not found"}')
 
 
 def test_http_json_round_trip(local_server):
-    assert containers.http_json("POST", local_server + "/tasks", {"title": "t"}) == (201, {"id": 1, "title": "t"})
-    assert containers.http_json("DELETE", local_server + "/tasks/1") == (204, None)
-    assert containers.http_json("GET", local_server + "/missing") == (404, {"detail": "not found"})
-    assert containers.http_json("GET", local_server + "/text-error") == (500, "internal error")
+    assert web.http_json("POST", local_server + "/tasks", {"title": "t"}) == (201, {"id": 1, "title": "t"})
+    assert web.http_json("DELETE", local_server + "/tasks/1") == (204, None)
+    assert web.http_json("GET", local_server + "/missing") == (404, {"detail": "not found"})
+    assert web.http_json("GET", local_server + "/text-error") == (500, "internal error")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shipcheck import charts, commands, netpol
+from shipcheck import commands, netpol, tools
+from shipcheck import helm as helm_mod
 from shipcheck.netpol import ContainerPort, External, Path as NetPath, Pod, Policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -359,8 +360,8 @@ def test_every_problem_names_fact_expectation_and_fix():
 # --- the real charts, rendered by helm ------------------------------------------------------
 def _helm_or_none():
     try:
-        return charts.helm_binary()
-    except charts.HelmNotFound:
+        return tools.binary("helm")
+    except tools.ToolNotFound:
         return None
 
 
@@ -370,8 +371,8 @@ HELM = _helm_or_none()
 def rendered_charts(*extra: str) -> dict[str, list[dict]]:
     result = {}
     for name in ("todo-postgres", "todo-backend", "todo-frontend"):
-        argv = charts.template_argv(HELM, REPO / "charts" / name, name, NS, kube_version="1.34")
-        result[name] = charts.parse_manifests(commands.run(argv + list(extra if name == "todo-backend" else ())).stdout)
+        argv = [HELM, *helm_mod.template_argv(name, REPO / "charts" / name, kube_version="1.34"), "--namespace", NS]
+        result[name] = helm_mod.manifest_docs(commands.run(argv + list(extra if name == "todo-backend" else ())).stdout)
     return result
 
 
@@ -412,8 +413,8 @@ def test_declared_paths_from_connects_to_or_from_run_env_and_uses_database():
 def test_stage3_gate_fails_on_an_emptied_allow_list_and_an_added_deny_all(pytester, monkeypatch, tmp_path):
     from test_charts_seeded import failed, run_stage3, seed_chart
 
-    backend = seed_chart(tmp_path, "todo-backend", values={"networkPolicy": {"allowedClients": []}})
-    frontend = seed_chart(tmp_path, "todo-frontend")
+    backend = seed_chart(pytester.path, "todo-backend", values={"networkPolicy": {"allowedClients": []}})
+    frontend = seed_chart(pytester.path, "todo-frontend")
     (frontend / "templates" / "deny-all.yaml").write_text(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny-all\n"
         "spec:\n  podSelector: {}\n  policyTypes: [Ingress]\n")
