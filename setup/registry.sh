@@ -150,13 +150,14 @@ trust() {
   fi
   if [ "$which" = all ] || [ "$which" = nodes ]; then
     install -d "$NODE_CERTS/$ADDR" && install -m 644 "$REG_CACHE/ca.crt" "$NODE_CERTS/$ADDR/ca.crt"
+    # The CA on the server entry itself: a [host] section beside `server` makes a second
+    # entry, which containerd tries after a 404 (a tag that does not exist) with the system's
+    # roots, and reports x509 instead of "not found".
     cat > "$NODE_CERTS/$ADDR/hosts.toml" <<EOF
 # shipcheck test registry (setup/registry.sh): trust its CA for this host only.
 server = "https://$ADDR"
-
-[host."https://$ADDR"]
-  capabilities = ["pull", "resolve"]
-  ca = "$NODE_CERTS/$ADDR/ca.crt"
+ca = "$NODE_CERTS/$ADDR/ca.crt"
+capabilities = ["pull", "resolve"]
 EOF
   fi
 }

@@ -197,12 +197,12 @@ def loop_targets(cfg: Config, plan: DeployPlan) -> list[tuple]:
     variables = checks.new_variables()
     for check in cfg.checks:
         request = check.request or {}
-        if (check.component == entry.name and 5 in check.stages and request.get("method", "GET") == "GET"
+        if (request and check.component == entry.name and 5 in check.stages and request.get("method", "GET") == "GET"
                 and checks.names_used(request.get("path", "")) <= set(variables)):
             targets.append((entry, checks.fill(request["path"], variables)))
     targets += [(p.component, p.component.health_path) for p in plan.releases
                 if p.component.role == "app" and p.component is not entry and p.component.health_path]
-    return list(dict.fromkeys(targets))
+    return list({(c.name, path): (c, path) for c, path in targets}.values())  # a Component holds dicts: unhashable
 
 
 def request_loop(cfg: Config, apis, plan: DeployPlan) -> web.RequestLoop:

@@ -6,7 +6,7 @@ component, and its failure says what was measured, the limit and the fix.
 
 import pytest
 
-from shipcheck import image_policy, images, registry, secrets_scan, tools
+from shipcheck import image_policy, images, layers, registry, secrets_scan, tools
 
 pytestmark = pytest.mark.order(1)
 
@@ -66,7 +66,7 @@ def test_no_secrets_in_env_labels_or_history(facts):
 
 
 def test_no_secret_files_in_layers(docker_client, facts):
-    findings = images.scan_layers(docker_client, facts.ref, cache=tools.cache_dir() / "layer-scans")
+    findings = layers.scan_layers(docker_client, facts.ref, cache=tools.cache_dir() / "layer-scans")
     assert not findings, (
         f"{facts.ref}: {len(findings)} secret file(s) in its layers, limit 0: " + "; ".join(map(str, findings))
         + ". Fix: add them to the context's .dockerignore; deleting them in a later step does not remove them "
