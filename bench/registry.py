@@ -7,9 +7,9 @@
 2. deploy-to-Ready of a pod on the local cluster, per image, by the two paths:
    - load: the image under a new tag (a new name, so the loader does not skip it) loaded into
      the node (`setup/local-cluster.sh load`: docker save | ctr import), then a pod created;
-   - pull: the node's copies from the registry removed first (our registry's refs only, so
-     containerd drops their compressed blobs), then a pod created with repository@digest
-     and the image pull Secret: the kubelet pulls.
+   - pull: the node's copies from the registry removed first (our registry's refs and their
+     compressed layer blobs), then a pod created with repository@digest and the image pull
+     Secret: the kubelet pulls, downloading every layer.
    A pod is Ready when its container runs (`sleep`, no probes), so the figure is the image's
    way to the node plus a container start, the same for both paths. Layers the node holds
    unpacked already (the pipeline's own releases) are not unpacked again by either path.
@@ -60,7 +60,8 @@ def push_all(client, refs: list[str], target: registry.Registry, creds) -> dict:
         if problem:
             raise SystemExit(f"bench: {problem}")
         rows[ref] = {"seconds": round(result.seconds, 1), "layers_pushed": len(result.pushed),
-                     "layers_existing": len(result.existing), "mb_pushed": round(result.bytes_pushed / 1e6, 1),
+                     "layers_existing": len(result.existing),
+                     "mb_pushed": round(result.bytes_pushed / 1e6, 1),  # the layers' sizes as Docker's progress reports them
                      "digest": result.digest}
         total += result.seconds
     return {"images": rows, "total_s": round(total, 1)}
@@ -91,13 +92,27 @@ def ready_after(apis: kube.KubeApis, ns: str, doc: dict, timeout_s: float = 300)
     raise SystemExit(f"bench: pod {doc['metadata']['name']} not Ready after {timeout_s} s")
 
 
-def forget_registry_images(host: str) -> None:
-    """Remove the node's refs to images from our registry (and, through containerd's garbage
-    collection, their compressed blobs): the next pull downloads them again."""
+def layer_digests(target: registry.Registry, name: str, digest: str, creds, ca: str) -> list[str]:
+    """The compressed layer blobs of a pushed manifest, from the registry."""
+    import requests
+
+    response = requests.get(registry.manifest_url(target, name, digest), auth=(creds.username, creds.password),
+                            verify=ca, timeout=10, headers={"Accept": ", ".join(registry.MANIFEST_TYPES)})
+    response.raise_for_status()
+    return [layer["digest"] for layer in response.json()["layers"]]
+
+
+def forget_registry_images(host: str, layers: list[str]) -> None:
+    """Make the next pull download the layers again: remove the node's refs to images from our
+    registry, and the compressed layer blobs themselves (only the registry path holds those:
+    images loaded into the node hold their layers uncompressed, under other digests). The
+    unpacked layers (snapshots) stay, as they do for the load path."""
     refs = commands.run([*NODE_CONTAINERD, "images", "ls", "-q"], timeout_s=60).stdout.split()
     mine = [r for r in refs if r.startswith(f"{host}/")]
     if mine:
         commands.run([*NODE_CONTAINERD, "images", "rm", "--sync", *mine], timeout_s=120)
+    for digest in layers:
+        commands.run([*NODE_CONTAINERD, "content", "rm", digest], check=False, timeout_s=60)
 
 
 def main() -> None:
@@ -135,9 +150,11 @@ def main() -> None:
             load_s = time.monotonic() - start
             load_ready = ready_after(apis, ns, pod(f"{name}-load", local, None))
             # pull: the node forgets our registry's copies; the pod pulls by digest
-            forget_registry_images(target.host)
             pushed = figures["push_warm"]["images"][ref]
-            remote = f"{registry.remote_repository(target, cfg.components[name].image)}@{pushed['digest']}"
+            repository = registry.remote_repository(target, cfg.components[name].image)
+            forget_registry_images(target.host, layer_digests(target, registry.repository_name(repository),
+                                                              pushed["digest"], creds, ca))
+            remote = f"{repository}@{pushed['digest']}"
             pull_ready = ready_after(apis, ns, pod(f"{name}-pull", remote, registry.PULL_SECRET_NAME))
             rows[name] = {"load_s": round(load_s, 1), "load_then_ready_s": round(load_s + load_ready, 1),
                           "pull_ready_s": round(pull_ready, 1),
