@@ -238,11 +238,16 @@ load() {
   done
 }
 
+inspect_image() {  # what the node's containerd holds under IMAGE (crictl's JSON: id, repoDigests)
+  "$OUT/bin/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" inspecti -o json "$1"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
   load) shift; load "$@" ;;
+  inspect-image) inspect_image "$2" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) echo "usage: $0 start|stop|status|load IMAGE...|kubeconfig" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|load IMAGE...|inspect-image IMAGE|kubeconfig" >&2; exit 2 ;;
 esac

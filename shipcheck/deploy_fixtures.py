@@ -152,7 +152,9 @@ def deployment(images_available, secrets_applied, deploy_plan: DeployPlan, deplo
         return found + diagnostics.collect(kube, kubectl, helm, cfg.namespace, [p.release for p in deploy_plan.releases])
     unregister = register_diagnoser("deployment", evidence)
     # The zero-downtime proof runs on the real upgrade: when the entry release already serves,
-    # a request loop runs from the first change to the end of the last rollout.
+    # a request loop runs from the first change of an app release to the end of the last
+    # rollout. A database's own change is before it (databases deploy first): a one-replica
+    # PostgreSQL cannot roll without a gap, and is not what the proof is about.
     serving = images_available is not None and entry_serving(cfg, helm)
     loop = request_loop(cfg, kube, deploy_plan) if serving else None
     started = False
@@ -165,7 +167,7 @@ def deployment(images_available, secrets_applied, deploy_plan: DeployPlan, deplo
             started = True
     try:
         for p in deploy_plan.releases if images_available is not None else []:
-            outcome = deploy.deploy(deploy_target, p, on_change=on_change)
+            outcome = deploy.deploy(deploy_target, p, on_change=on_change if p.component.role == "app" else None)
             result.outcomes[p.component.name] = outcome
             figures.add("deploys", release=p.release, ok=outcome.ok, skipped=outcome.skipped, revision=outcome.revision,
                         ready_after_s=_round(outcome.ready_after_s),
@@ -196,13 +198,14 @@ def loop_targets(cfg: Config, plan: DeployPlan) -> list[tuple]:
     targets = [(entry, entry.health_path)]
     variables = checks.new_variables()
     for check in cfg.checks:
-        request = check.request or {}
-        if (request and check.component == entry.name and 5 in check.stages and request.get("method", "GET") == "GET"
-                and checks.names_used(request.get("path", "")) <= set(variables)):
+        request = check.request
+        if (request and check.component == entry.name and 5 in check.stages and request.get("method") == "GET"
+                and checks.names_used(request["path"]) <= set(variables)):
             targets.append((entry, checks.fill(request["path"], variables)))
     targets += [(p.component, p.component.health_path) for p in plan.releases
-                if p.component.role == "app" and p.component is not entry and p.component.health_path]
-    return list({(c.name, path): (c, path) for c, path in targets}.values())  # a Component holds dicts: unhashable
+                if p.component.role == "app" and p.component.name != entry.name and p.component.health_path]
+    unique = {(c.name, path): (c, path) for c, path in targets}
+    return list(unique.values())
 
 
 def request_loop(cfg: Config, apis, plan: DeployPlan) -> web.RequestLoop:

@@ -50,9 +50,15 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def git_revision(cfg: Config) -> str:
-    result = commands.run(["git", "-C", str(cfg.root), "rev-parse", "--short=12", "HEAD"], check=False, timeout_s=20)
-    return result.stdout.strip() or "unknown"
+def source_revision(cfg: Config):
+    """source_revision(component) -> the last commit that changed its build inputs (context and
+    Dockerfile), for the OCI revision label. Not HEAD: a commit elsewhere must not change an
+    image whose sources did not change (its ID, and so its pods, would roll for nothing)."""
+    def revision(component: Component) -> str:
+        result = commands.run(["git", "-C", str(cfg.root), "log", "-1", "--format=%h", "--abbrev=12", "--",
+                               str(component.context), str(component.dockerfile)], check=False, timeout_s=20)
+        return result.stdout.strip() or "unknown"
+    return revision
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +72,7 @@ def ca_bundle(pytestconfig) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, figures,
+def builds(pytestconfig, cfg: Config, docker_client, source_revision, ca_bundle, figures,
            image_route) -> dict[str, images.BuildResult]:
     """Build every component's image with BuildKit (in parallel unless --sequential-builds),
     once `image_route` (registry_fixtures.py) has settled how the images will reach the cluster."""
@@ -75,7 +81,8 @@ def builds(pytestconfig, cfg: Config, docker_client, git_revision, ca_bundle, fi
     jobs = []
     for component in cfg.components.values():
         args = {**component.base_images, **component.build_args,
-                "VERSION": component.tag, "REVISION": git_revision, "SOURCE": cfg.source_url or "local"}
+                "VERSION": component.tag, "REVISION": source_revision(component),
+                "SOURCE": cfg.source_url or "local"}
         # With docker_client, each build first makes its base images present (official, else a stand-in).
         jobs.append(functools.partial(images.build, cfg, component, cli=cli, build_args=args, ca_bundle=ca_bundle,
                                       no_cache=pytestconfig.getoption("shipcheck_no_cache"),

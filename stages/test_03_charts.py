@@ -101,6 +101,21 @@ def test_image_pinned_to_built_tag(rendered, component, pushed):
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
+def test_service_selects_the_release_pods(rendered):
+    problems = manifest_policy.service_selector_problems(rendered.manifests)
+    assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
+
+
+def test_ephemeral_storage_on_every_container(rendered, component):
+    problems = manifest_policy.ephemeral_storage_problems(rendered.manifests, component.values)
+    assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
+
+
+def test_disruption_budget_lets_a_drain_proceed(rendered, component):
+    problems = manifest_policy.pdb_problems(rendered.manifests, component.values)
+    assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
+
+
 def test_rolling_update_surge_1_unavailable_0(rendered):
     problems = manifest_policy.rollout_problems(rendered.manifests)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
@@ -119,6 +134,12 @@ def footprints(deploy_plan) -> list[quota.Footprint]:
     if broken:
         pytest.skip(f"{', '.join(broken)} did not render; see test_helm_template_renders")
     return deploy_plan.footprints()
+
+
+def test_quota_fit_has_something_to_sum(footprints, cfg):
+    """A fit check over releases that request nothing proves nothing: it fails instead."""
+    problems = manifest_policy.quota_measured_problems(footprints, cfg.resource_quota, namespace.quota_name(cfg))
+    assert not problems, "\n".join(problems)
 
 
 def test_quota_fit_at_rest(footprints, deploy_plan, cfg, figures):
@@ -172,3 +193,14 @@ def seed_numbers_in_the_report(deploy_plan, helm, cfg, figures):
     if footprints:
         report.add_seed_comparison(figures, [quota.quota_fit(ph, cfg.resource_quota, namespace.quota_name(cfg))
                                              for ph in quota.phases(footprints)])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def probe_advice_in_the_report(deploy_plan, figures):
+    """Advice, not a gate: identical liveness and readiness probes on a component that calls
+    others. Whether readiness should follow a dependency is the app's choice (it can also
+    cascade an outage), so it is flagged in the report with the fix, never failed."""
+    for p in deploy_plan.releases:
+        if p.ok and p.component.connects_to:
+            for advice in manifest_policy.identical_probe_problems(p.manifests, p.component.values):
+                figures.add("advice", component=p.component.name, advice=advice)

@@ -115,7 +115,10 @@ def test_services_have_ready_endpoints(state, rolled, kube, cfg, deploy_plan, co
                        "pod template labels (compare `kubectl get svc -o yaml` with the pods' labels).")
 
 
-def test_pods_run_the_stage1_images(state, image_facts, component, pushed):
+def test_pods_run_the_stage1_images(state, image_facts, cluster, docker_client, component, pushed):
+    """Each container runs the image stage 1 built: its imageID is that image's ID, or a digest
+    the node (or the registry it came from) knows that image by. On the registry path it is
+    the digest stage 1 pushed and read back."""
     push = pushed.get(component.name)
     if push is not None:  # the registry path: pulled by digest, so the imageID is the pushed manifest's
         wrong = registry.running_digest_problems(rollout.serving_pods(state.pods), push.digest)
@@ -123,13 +126,17 @@ def test_pods_run_the_stage1_images(state, image_facts, component, pushed):
                            f"({push.pinned_ref}): {wrong}. Fix: deploy by digest (the chart's image.tag receives "
                            "tag@digest through values.image_tag) and let the pods roll.")
         return
-    expected = image_facts(component).id.split(":")[-1]
+    facts = image_facts(component)
+    known = {facts.id} | set(docker_client.images.get(facts.ref).attrs.get("RepoDigests") or [])
+    known |= cluster.node_image_identities(component.image_ref)
+    digests = {k.rsplit("@", 1)[-1].split(":")[-1] for k in known}
     wrong = [f"{p['metadata']['name']}/{c['name']}: {c.get('image')} {c.get('imageID')}"
              for p in rollout.serving_pods(state.pods)
              for c in p["status"].get("containerStatuses") or []
-             if not (c.get("imageID") or "").endswith(expected)]
+             if (c.get("imageID") or "").split(":")[-1] not in digests]
     assert not wrong, (f"release {component.release}: containers not running the stage-1 image {component.image_ref} "
-                       f"({expected[:12]}): {wrong}. Fix: load the image into the cluster and let the pods roll.")
+                       f"({facts.id.split(':')[-1][:12]}): {wrong}. Fix: load the image into the cluster and let the "
+                       "pods roll.")
 
 
 def test_redeploy_without_change_is_a_no_op(deployment, deploy_target, kube, cfg):

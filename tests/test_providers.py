@@ -44,9 +44,52 @@ def test_load_argv_per_provider():
 
 def test_start_argv_reproduces_the_seed_cluster():
     assert providers.start_argv("minikube") == ["minikube", "start", "--cpus=4", "--memory=8192", "--driver=docker"]
-    assert providers.start_argv("kind")[:5] == ["kind", "create", "cluster", "--name", "shipcheck"]
     assert providers.start_argv("k3d")[:4] == ["k3d", "cluster", "create", "shipcheck"]
     assert providers.start_argv("local")[-1] == "start"
+
+
+def test_kind_is_made_and_unmade_by_its_set_up_script():
+    """Plain `kind create cluster` would pull kindest/node: the script pins the node image."""
+    bash, script, verb = providers.start_argv("kind")
+    assert (bash, verb) == ("bash", "create") and script.endswith("/setup/kind.sh")
+    assert providers.stop_argv("kind") == ["bash", script, "delete"]
+    assert providers.stop_argv("local")[-1] == "stop" and providers.stop_argv("local")[1].endswith("/local-cluster.sh")
+    with pytest.raises(ValueError, match="provider 'minikube' cannot be stopped by shipcheck"):
+        providers.stop_argv("minikube")
+
+
+def test_the_kind_cluster_config_is_one_ipv4_node():
+    config = yaml.safe_load((providers.SETUP_DIR / "kind-node" / "cluster.yaml").read_text())
+    assert config["kind"] == "Cluster" and config["networking"] == {"ipFamily": "ipv4"}
+    assert [node["role"] for node in config["nodes"]] == ["control-plane"]
+
+
+def test_the_kind_kubeconfig_is_kept_apart_in_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHIPCHECK_CACHE", str(tmp_path))
+    assert providers.kind_kubeconfig() == str(tmp_path / "kind" / "kubeconfig")
+
+
+def _tool(directory, name):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text("#!/bin/sh\n")
+    (directory / name).chmod(0o755)
+
+
+def test_a_kind_set_up_built_does_not_count_as_installed_for_auto(tmp_path):
+    ours, users = tmp_path / "cache" / "bin", tmp_path / "usr-bin"
+    _tool(ours, "kind")
+    assert providers.installed_tools(path=f"{ours}", tools_dir=ours) == []
+    _tool(users, "kind")
+    _tool(users, "k3d")
+    assert providers.installed_tools(path=f"{ours}:{users}", tools_dir=ours) == ["kind", "k3d"]
+
+
+def test_tool_argv_finds_kind_in_the_tools_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    argv = ["kind", "load", "docker-image", "x:v1"]
+    assert providers.tool_argv(argv, tools_dir=tmp_path) == argv  # not built: left as it is
+    _tool(tmp_path, "kind")
+    assert providers.tool_argv(argv, tools_dir=tmp_path) == [str(tmp_path / "kind"), *argv[1:]]
 
 
 @pytest.mark.parametrize("fn", [providers.load_argv, providers.start_argv])
@@ -79,7 +122,8 @@ class Recorder:
 
 
 @pytest.fixture
-def ran(monkeypatch):
+def ran(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHIPCHECK_CACHE", str(tmp_path / "cache"))  # no kind built there
     recorder = Recorder()
     monkeypatch.setattr(commands, "run", recorder)
     return recorder.argvs
@@ -147,7 +191,24 @@ def test_auto_starts_the_first_installed_tool_when_nothing_answers(world):
     world.update(tools=["kind"])
     cluster = providers.connect("auto")
     assert (cluster.provider, cluster.context, cluster.loader) == ("kind", "kind-shipcheck", "kind")
+    assert cluster.kubeconfig == providers.kind_kubeconfig()
     assert world["ran"] == [providers.start_argv("kind")]
+
+
+def test_kind_is_made_by_set_up_even_when_not_installed(world):
+    cluster = providers.connect("kind")
+    assert (cluster.provider, cluster.kubeconfig, cluster.context) == ("kind", providers.kind_kubeconfig(), "kind-shipcheck")
+    assert world["ran"] == [providers.start_argv("kind")]
+
+
+def test_a_kind_cluster_that_answers_is_reused(world):
+    world.update(reachable={(providers.kind_kubeconfig(), "kind-shipcheck")})
+    assert providers.connect("kind").provider == "kind" and world["ran"] == []
+
+
+def test_stop_runs_the_set_up_script(ran):
+    providers.stop("kind")
+    assert ran == [providers.stop_argv("kind")]
 
 
 def test_a_running_tool_cluster_is_not_started_again(world):
