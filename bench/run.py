@@ -7,6 +7,9 @@ Compare ratios taken in one run (this machine is noisy), never single numbers ac
   python bench/run.py build           stage 1 cold (no layer cache) in parallel and one by one; stages 1+2 warm
   python bench/run.py pipeline        the whole pipeline warm; stages 1+4 against the bare commands
   python bench/run.py cluster         local cluster: warm stop/start to node Ready, image load of the frontend
+  python bench/run.py devloop         the developer's loop, in one run: (a) warm with nothing changed, (b) a
+                                      one-line change in the backend's source (rebuild, upgrade, proofs),
+                                      (c) the bare commands for the same work; ratios a/c and b/c
 
 Figures go to bench/results/bench-<UTC time>.json and are printed as a table.
 """
@@ -93,6 +96,48 @@ def pipeline() -> dict:
     return figures
 
 
+def bare_commands() -> float:
+    """docker build x2, helm upgrade --install --wait x2, a curl: the work of (b) done by hand."""
+    seconds = 0.0
+    for name, dockerfile, context in (("todo-frontend", "dockerfiles/web.Dockerfile", "app/web"),
+                                      ("todo-backend", "dockerfiles/api.Dockerfile", "app/api")):
+        seconds += timed(["/usr/bin/docker", "build", "-q", "-f", dockerfile, "--secret",
+                          "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:v1.0.0", context],
+                         f"bare docker build {name}")
+    for name in ("todo-backend", "todo-frontend"):
+        seconds += timed(["helm", "upgrade", "--install", name, f"charts/{name}", "-n", "todo", "--kubeconfig",
+                          KUBECONFIG, "--reuse-values", "--wait", "--timeout", "300s"],
+                         f"bare helm upgrade --install --wait {name}")
+    seconds += timed(["kubectl", "--kubeconfig", KUBECONFIG, "-n", "todo", "exec", "deploy/todo-frontend", "--", "node",
+                      "-e", "require('http').get('http://todo-backend:8000/health',r=>process.exit(r.statusCode===200?0:1))"],
+                     "bare curl from the frontend pod")
+    return seconds
+
+
+def devloop() -> dict:
+    """Issue 15's loop. The edit is one comment line appended to the backend's main module:
+    a new image (its source changed), the same behaviour."""
+    source = ROOT / "app" / "api" / "src" / "main.py"
+    original = source.read_text()
+    timed(pytest("stages/"), "settle: the pipeline once, so (a) starts from a deployed, proven state", check=False)
+    figures = {"a_warm_no_change_s": timed(pytest("stages/"), "(a) warm, nothing changed")}
+    figures["a_stage_timings_s"] = {r["stage"]: r["seconds"] for r in summary()["sections"].get("stage timings", [])}
+    figures["a_zero_downtime"] = summary()["sections"].get("zero downtime")
+    try:
+        source.write_text(original + f"# bench edit {time.time():.0f}\n")
+        figures["b_one_line_change_s"] = timed(pytest("stages/"), "(b) one-line change in the backend", check=False)
+        figures["b_outcome"] = summary().get("stages")
+        figures["b_zero_downtime"] = summary()["sections"].get("zero downtime")
+        figures["b_deploys"] = summary()["sections"].get("deploys")
+    finally:
+        source.write_text(original)
+    figures["c_bare_commands_s"] = round(bare_commands(), 1)
+    figures["ratio_a_over_c"] = round(figures["a_warm_no_change_s"] / figures["c_bare_commands_s"], 2)
+    figures["ratio_b_over_c"] = round(figures["b_one_line_change_s"] / figures["c_bare_commands_s"], 2)
+    timed(pytest("stages/"), "restore the pipeline's releases (the edit undone, the bare upgrades replaced)", check=False)
+    return figures
+
+
 def cluster() -> dict:
     script = str(ROOT / "setup" / "local-cluster.sh")
     figures = {"stop_s": timed(["bash", script, "stop"], "local cluster stop")}
@@ -115,7 +160,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     for name in chosen:
-        results[name] = {"build": build, "pipeline": pipeline, "cluster": cluster}[name]()
+        results[name] = {"build": build, "pipeline": pipeline, "cluster": cluster, "devloop": devloop}[name]()
         out.write_text(json.dumps(results, indent=2) + "\n")  # after each part: a later failure keeps these
     print(json.dumps(results, indent=2))
     print(f"bench: figures written to {out}", file=sys.stderr)

@@ -56,6 +56,8 @@ class ValuesMapping:
     test_resources: str | None = None
     pod_disruption_budget: str | None = None
     network_policy_clients: str | None = None
+    database_user: str | None = None
+    database_name: str | None = None
     image_pull_secrets: str | None = "imagePullSecrets"  # registry path: the suite's pull Secret, by name
 
 
@@ -92,6 +94,7 @@ class Component:
     values_files: tuple[Path, ...] = ()
     values: ValuesMapping = ValuesMapping()
     database: Database | None = None
+    helm_test: bool = True  # False: the chart's test pods are neither judged nor run (helm create's busybox pod)
     # Deprecated, for callers not yet on `secrets` (stage 2, fixtures.py): whether run_env
     # takes a key whose source is a database_url. Goes when they move.
     uses_database: bool = field(default=False, repr=False)
@@ -252,6 +255,7 @@ def _component(name: str, doc: dict, cfg: dict, base: Path, repo: Path, problems
         values_files=values_files,
         values=ValuesMapping(**doc.get("values", {})),
         database=Database(**doc["database"]) if "database" in doc else None,
+        helm_test=bool(doc.get("helm_test", True)),
         uses_database=bool(refs & database_keys),
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 BUILTIN_VARIABLES = ("user", "run")  # template variables of checks: a user id and a random run id
 REQUEST_STAGES, BROWSER_STAGES = (2, 5), (5,)
 SECRET_REF = re.compile(r"\$\{secret:([^:}]*):([^}]*)\}")  # run_env: ${secret:SECRET-NAME:KEY}
+CONFIG_MAP_REF = re.compile(r"\$\{config_map:([^:}]*):([^}]*)\}")  # run_env: ${config_map:NAME:KEY}
 TEMPLATE_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -176,6 +177,11 @@ def _component_references(doc: dict, problems: list[str]) -> None:
                 if not _secret_has(doc, secret, key):
                     problems.append(f"{where}.run_env.{env}: ${{secret:{secret}:{key}}} names no declared Secret key "
                                     f"(secrets: {', '.join(_secret_keys(doc)) or 'none'})")
+            for config_map, key in CONFIG_MAP_REF.findall(value):
+                if key not in (doc.get("config_maps") or {}).get(config_map, {}):
+                    known = [f"{n}:{k}" for n, keys in (doc.get("config_maps") or {}).items() for k in keys]
+                    problems.append(f"{where}.run_env.{env}: ${{config_map:{config_map}:{key}}} names no declared "
+                                    f"ConfigMap key (config_maps: {', '.join(known) or 'none'})")
 
 
 def _secret_references(doc: dict, problems: list[str]) -> None:

@@ -82,8 +82,8 @@ def stray_helm(namespace: str, release: str) -> list[tuple[int, list[str]]]:
     return commands.running_commands(changes_it)
 
 
-def settle(target: Target, release: str) -> str:
-    """Make the release safe to change; returns what was done ('' if nothing)."""
+def settle(target: Target, release: str) -> tuple[str, list[dict]]:
+    """Make the release safe to change; returns what was done ('' if nothing) and its history."""
     done = []
     strays = stray_helm(target.namespace, release)
     if strays:
@@ -122,12 +122,13 @@ def settle(target: Target, release: str) -> str:
             progress.say(f"release {release}: a rollout is still in progress ({state}); waiting for it")
             waited = watch_rollout(target, release, time.time(), target.timeout_s)
             done.append(f"waited {waited.elapsed_s:.0f} s for a rollout in progress")
-    return "; ".join(done)
+    if action:
+        history = target.helm.history(release)
+    return "; ".join(done), history
 
 
-def up_to_date(target: Target, plan: ReleasePlan) -> tuple[bool, str]:
+def up_to_date(target: Target, plan: ReleasePlan, history: list[dict]) -> tuple[bool, str]:
     """(True, revision) when the release holds exactly the plan's render, deployed and rolled out."""
-    history = target.helm.history(plan.release)
     if not history or history[-1]["status"] != "deployed":
         return False, "no deployed revision"
     differences = helm_mod.manifest_differences(target.helm.manifest(plan.release), plan.manifests)
@@ -144,10 +145,9 @@ def deploy(target: Target, plan: ReleasePlan, on_change: Callable[[], None] | No
     """Install or upgrade the release to the plan; `on_change` runs when helm is about to
     change it (the zero-downtime request loop starts there)."""
     release = plan.release
-    settled = settle(target, release)
-    history = target.helm.history(release)
+    settled, history = settle(target, release)
     previous = helm_mod.last_deployed_revision(history)
-    current, why = up_to_date(target, plan)
+    current, why = up_to_date(target, plan, history)
     if current:
         progress.say(f"release {release} revision {why} is up to date: no upgrade")
         return Outcome(release, True, skipped=True, revision=int(why), previous_revision=previous, recovery=settled)

@@ -225,10 +225,14 @@ def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secr
                         f"test_image_pushed_and_digest_read_back[{c.name}]); nothing to deploy by digest", pytrace=False)
     pull_secrets = [registry.PULL_SECRET_NAME] if registry_target and registry_target.credentials else []
 
+    def clients(c: Component) -> tuple[str, ...]:
+        return tuple(other.release for other in components if c.name in other.connects_to)
+
     def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
         return [plan_mod.for_component(helm, c, namespace=cfg.namespace, profile=profile,
                                        kube_version=target_facts.server_version, image_id=image_facts(c).id,
-                                       secrets=secrets_plan, image=registry.image_values(c.image, c.tag, pushed.get(c.name)),
+                                       secrets=secrets_plan, clients=clients(c),
+                                       image=registry.image_values(c.image, c.tag, pushed.get(c.name)),
                                        pull_secrets=pull_secrets) for c in components]
 
     requested = pytestconfig.getoption("values_profile")

@@ -27,13 +27,30 @@ def parse_user(user: str) -> tuple[str, str]:
     return name, group
 
 
-def user_problem(ref: str, user: str, expected_uid: int) -> str | None:
+def passwd_uid(passwd: str, name: str) -> int | None:
+    """The UID of `name` in an /etc/passwd text."""
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
+
+
+def user_problem(ref: str, user: str, expected_uid: int, passwd: str | None = None) -> str | None:
+    """A numeric non-root USER equal to the configured UID; a name passes when the image's
+    /etc/passwd (`passwd`) maps it to that UID (Kubernetes then needs runAsUser, which stage 3
+    checks: a name alone cannot prove non-root to runAsNonRoot)."""
     name, group = parse_user(user)
     fix = f"Fix: end the Dockerfile's final stage with `USER {expected_uid}:{expected_uid}` (numeric, so Kubernetes runAsNonRoot can verify it)."
     if not name:
         return f"{ref}: no USER set, so it runs as root (UID 0); expected UID {expected_uid}. {fix}"
     if not name.isdigit():
-        return f"{ref}: USER {user!r} is a name; Kubernetes cannot prove a name is non-root; expected UID {expected_uid}. {fix}"
+        uid = passwd_uid(passwd or "", name)
+        if uid == expected_uid:
+            return None
+        found = "is not in the image's /etc/passwd" if uid is None else f"is UID {uid} in the image's /etc/passwd"
+        return (f"{ref}: USER {user!r} is a name that {found}; expected UID {expected_uid}. {fix} Or set uid in "
+                "shipcheck.yaml to the user's UID.")
     if int(name) == 0:
         return f"{ref}: USER {user!r} is root (UID 0); expected UID {expected_uid}. {fix}"
     if int(name) != expected_uid:

@@ -286,6 +286,24 @@ class ImageFacts:
         )
 
 
+def read_file(client, ref: str, path: str) -> str | None:
+    """A file of the image, read from a container that is created but never started."""
+    import io
+    import tarfile
+
+    container = client.containers.create(ref, command=["true"], entrypoint=[])
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member else None
+            return handle.read().decode(errors="replace") if handle else None
+    except Exception:  # no such file: the answer is None
+        return None
+    finally:
+        container.remove(force=True)
+
+
 def hadolint(dockerfile: Path, threshold: str) -> list[dict]:
     """hadolint's findings at or above the threshold (JSON: line, code, level, message)."""
     beside_python = Path(sys.executable).parent / "hadolint"  # a venv not on PATH

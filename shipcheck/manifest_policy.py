@@ -557,11 +557,13 @@ def disruptions_allowed(pdb: Mapping, replicas: int) -> int:
     return 0  # neither: the API server rejects it; treat as blocking
 
 
-def pdb_problems(manifests: Iterable[Mapping], values=None) -> list[str]:
+def pdb_problems(manifests: Iterable[Mapping], values=None, required: bool = True) -> list[str]:
     """Every serving workload with more than one replica has exactly one PodDisruptionBudget
     in its release (kube-score's deployment-has-poddisruptionbudget), and that budget lets a
     node drain proceed while still protecting the workload. A budget on a one-replica
-    workload is judged too: minAvailable 1 there blocks every drain.
+    workload is judged too: minAvailable 1 there blocks every drain. With `required` off (a
+    chart that has no budget to switch on, such as helm create's), only the budgets that
+    exist are judged.
 
     How "lets a drain proceed" is decided: with every replica healthy the budget must allow
     at least 1 eviction (minAvailable < replicas, or maxUnavailable >= 1), so draining a node
@@ -581,7 +583,7 @@ def pdb_problems(manifests: Iterable[Mapping], values=None) -> list[str]:
         replicas = int((w.get("spec") or {}).get("replicas", 1))
         labels = _pod_labels(w)
         covering = [b for b in budgets if selects((b.get("spec") or {}).get("selector"), labels)]
-        if not covering and replicas <= 1:
+        if not covering and (replicas <= 1 or not required):
             continue  # one replica: a drain takes it anyway; no budget required
         if not covering:
             problems.append(

@@ -26,11 +26,21 @@ from .app_secrets import SecretsPlan
 from .config import Component
 
 IMAGE_ID = "shipcheck.io/image-id"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONFIG_DIGEST = "shipcheck.io/config-digest"
 SERVING = ("Deployment", "StatefulSet", "DaemonSet")
 
 
 # --- values, pure ---------------------------------------------------------------------------
+def get_path(tree: Any, dotted: str | None) -> Any:
+    """The value at a dotted key of a values tree, or None."""
+    for part in (dotted or "").split(".") if dotted else []:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree if dotted else None
+
+
 def set_path(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -53,7 +63,7 @@ class Injection:
 
 def injections(component: Component, *, image_repository: str, image_tag: str, annotations: dict[str, str],
                existing_secret: str | None, pull_policy: str = "IfNotPresent",
-               pull_secrets: list[str] | tuple[str, ...] = ()) -> list[Injection]:
+               clients: tuple[str, ...] = (), pull_secrets: list[str] | tuple[str, ...] = ()) -> list[Injection]:
     """What the suite passes to the chart, each through the component's values mapping; a
     mapping key set to null means the chart has no such value and nothing is injected."""
     m = component.values
@@ -73,6 +83,12 @@ def injections(component: Component, *, image_repository: str, image_tag: str, a
         wanted.append(("existing_secret", m.existing_secret, existing_secret))
     if component.migrate_command:
         wanted.append(("migrate_command", m.migrate_command, list(component.migrate_command)))
+    if clients:  # the releases that declare connects_to this component, by the label every chart sets
+        wanted.append(("network_policy_clients", m.network_policy_clients,
+                       [{INSTANCE_LABEL: release} for release in clients]))
+    if component.database:
+        wanted.append(("database_user", m.database_user, component.database.user))
+        wanted.append(("database_name", m.database_name, component.database.name))
     if pull_secrets:  # the registry path: pods pull with the suite's image pull Secret
         wanted.append(("image_pull_secrets", m.image_pull_secrets, [{"name": n} for n in pull_secrets]))
     found = [Injection(key, chart_key, value) for key, chart_key, value in wanted if chart_key]
@@ -148,11 +164,19 @@ class ReleasePlan:
         return self.rendered.manifests
 
     @property
+    def judged(self) -> list[dict]:
+        """What runs in the cluster and so is judged: the chart's test pods only when
+        helm_test is on (with it off, they are never created)."""
+        if self.component.helm_test:
+            return self.manifests
+        return [m for m in self.manifests if quota.hook_of(m) != "test"]
+
+    @property
     def ok(self) -> bool:
         return self.rendered.ok
 
     def footprint(self) -> quota.Footprint:
-        return quota.footprint(self.release, self.manifests)
+        return quota.footprint(self.release, self.judged)
 
     def digest(self) -> str:
         """What the release would be: the render itself (chart, values, injections)."""
@@ -166,9 +190,9 @@ class ReleasePlan:
 
 def make(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
          image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None,
-         pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
+         clients: tuple[str, ...] = (), pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
     found = injections(component, image_repository=image_repository, image_tag=image_tag, annotations=annotations,
-                       existing_secret=existing_secret, pull_secrets=pull_secrets)
+                       existing_secret=existing_secret, clients=clients, pull_secrets=pull_secrets)
     files = values_files(component, profile)
     rendered = helm.template(component.release or component.name, component.chart, files, nested(found), kube_version)
     return ReleasePlan(component, namespace, profile, kube_version, files, tuple(found), rendered)
@@ -197,8 +221,8 @@ def config_names_used(component: Component, secrets: SecretsPlan, files: tuple[P
 
 
 def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
-                  image_id: str, secrets: SecretsPlan, image: tuple[str, str] | None = None,
-                  pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
+                  image_id: str, secrets: SecretsPlan, clients: tuple[str, ...] = (),
+                  image: tuple[str, str] | None = None, pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
     """The component's plan as stage 4 deploys it: its image (by ID in a pod annotation, so a
     rebuild under the same tag rolls the pods), and a digest of the Secrets and ConfigMaps its
     values name (a change rolls the pods that use them, and only those). `image`: (repository,
@@ -211,7 +235,7 @@ def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, 
     repository, tag = image or (component.image, component.tag)
     return make(helm, component, namespace=namespace, profile=profile, kube_version=kube_version,
                 image_repository=repository, image_tag=tag, annotations=notes,
-                existing_secret=existing_secret(component), pull_secrets=pull_secrets)
+                existing_secret=existing_secret(component), clients=clients, pull_secrets=pull_secrets)
 
 
 def with_image_tag(helm: helm_mod.Helm, plan: ReleasePlan, tag: str) -> ReleasePlan:
@@ -278,6 +302,15 @@ def not_applied(plan: ReleasePlan) -> list[str]:
         elif item.mapping_key == "existing_secret":
             ok = any(_mentions(t.get("spec"), item.value) for _, t, _ in containers)
             seen = ["not referenced by any serving pod"]
+        elif item.mapping_key == "network_policy_clients":
+            policies = [m for m in plan.manifests if m.get("kind") == "NetworkPolicy"]
+            ok = all(any(_mentions(p.get("spec"), c[INSTANCE_LABEL]) for p in policies) for c in item.value)
+            seen = [f"{len(policies)} NetworkPolicy object(s) not naming them"]
+        elif item.mapping_key in ("database_user", "database_name"):
+            ok = any(_mentions(t.get("spec"), item.value) for _, t, _ in containers) or any(
+                _mentions(m.get("data") or m.get("stringData"), item.value) for m in plan.manifests
+                if m.get("kind") in ("ConfigMap", "Secret"))
+            seen = ["not in the database's pods, ConfigMaps or Secrets"]
         elif item.mapping_key == "image_pull_secrets":
             wanted = {s["name"] for s in item.value}
             seen = [json.dumps(sorted(s.get("name") for s in (t.get("spec") or {}).get("imagePullSecrets") or []))

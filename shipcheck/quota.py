@@ -462,8 +462,8 @@ def node_fit(phase: Phase, allocatable: Mapping[str, str | int], reserved: Mappi
     used = phase.total
     overflows = tuple(
         Overflow(phase, r, used[r], limit, "node budget",
-                 f"lower resources.requests in the small profile (values-small.yaml), use a bigger node, or make "
-                 f"room on it (budget: {budget[r]})")
+                 f"lower the requests in the releases' values (a chart's values-small.yaml is used when its "
+                 f"defaults do not fit the cluster), use a bigger node, or make room on it (budget: {budget[r]})")
         for r, limit in limits.items() if used[r] > limit)
     return Fit(phase, limits, "node budget", overflows)
 

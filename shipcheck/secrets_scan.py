@@ -165,9 +165,16 @@ def scan_value(where: str, value: str) -> list[Finding]:
     return [Finding(where, rule) for rule in _token_rules(value)]
 
 
+# Keys that hold the NAME of a Secret (or of its key), not a secret: existingSecret,
+# secretName, secretKeyRef.name's siblings, passwordKey, tokenSecretRef ...
+REFERENCE_KEY = re.compile(r"(existing_?secret|secret_?name|secret_?ref|(password|secret|token|key)_?key|"
+                           r"secret_?key_?ref)$", re.I)
+
+
 def scan_pair(where: str, key: str, value: str) -> list[Finding]:
     findings = scan_value(where, value)
-    if not findings and SECRET_NAME.search(key) and not _HARMLESS.match(value.strip("\"'")):
+    if (not findings and SECRET_NAME.search(key) and not REFERENCE_KEY.search(key)
+            and not _HARMLESS.match(value.strip("\"'"))):
         findings.append(Finding(where, f"secret-named key {key} has a value"))
     return findings
 

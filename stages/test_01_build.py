@@ -41,8 +41,10 @@ def test_size_within_budget(facts, component, figures):
     assert problem is None, problem
 
 
-def test_runs_as_numeric_non_root_user(facts, component):
-    problem = image_policy.user_problem(facts.ref, facts.user, component.uid)
+def test_runs_as_numeric_non_root_user(facts, component, docker_client):
+    name = image_policy.parse_user(facts.user)[0]
+    passwd = images.read_file(docker_client, facts.ref, "/etc/passwd") if name and not name.isdigit() else None
+    problem = image_policy.user_problem(facts.ref, facts.user, component.uid, passwd)
     assert problem is None, problem
 
 

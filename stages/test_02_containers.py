@@ -17,15 +17,18 @@ import testinfra
 from shipcheck import app_secrets, checks, containers, progress, web
 
 pytestmark = pytest.mark.order(2)
-PLACEHOLDER = re.compile(r"\$\{secret:([^:}]+):([^}]+)\}")
+PLACEHOLDER = re.compile(r"\$\{(secret|config_map):([^:}]+):([^}]+)\}")
 
 
 def fill(env: dict[str, str], plan: app_secrets.SecretsPlan, component: str) -> dict[str, str]:
+    """run_env with ${secret:NAME:KEY} and ${config_map:NAME:KEY} filled (configuration
+    validation made sure each names a declared key)."""
     def value(match: re.Match) -> str:
-        found = plan.value(match.group(1), match.group(2))
+        kind, name, key = match.groups()
+        found = plan.value(name, key) if kind == "secret" else plan.config_maps.get(name, {}).get(key)
         if found is None:
-            pytest.fail(f"components.{component}.run_env: {match.group(0)} names no key of the Secrets resolved for "
-                        f"stage 2 (secrets: {sorted(plan.secrets)}). Fix: correct the name or the key.", pytrace=False)
+            pytest.fail(f"components.{component}.run_env: {match.group(0)} names no key resolved for stage 2. Fix: "
+                        "correct the name or the key.", pytrace=False)
         return found
     return {k: PLACEHOLDER.sub(value, v) for k, v in env.items()}
 
@@ -40,7 +43,9 @@ def stack(cfg, docker_client, built, register_diagnoser):
         for r in running.values()])
     try:
         # Secrets for this stage: no external database, every database is a container here.
-        environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        external = {src.env or "DATABASE_URL" for keys in cfg.secrets.values() for src in keys.values()
+                    if src.kind == "database_url"}
+        environ = {k: v for k, v in os.environ.items() if k not in external}
         plan = app_secrets.resolve(cfg, environ, app_secrets.nothing_existing, lambda db: db.name)
         for db in cfg.databases:
             built(db)

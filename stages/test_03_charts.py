@@ -77,52 +77,59 @@ def test_namespace_and_quota_manifests_valid(cfg, target_facts):
 
 
 def test_requests_and_limits_on_every_container(rendered):
-    problems = manifest_policy.resource_problems(rendered.manifests)
+    problems = manifest_policy.resource_problems(rendered.judged)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_probes_on_configured_paths(rendered, component):
-    problems = manifest_policy.probe_problems(rendered.manifests, component.health_path, component.readiness_path,
+    problems = manifest_policy.probe_problems(rendered.judged, component.health_path, component.readiness_path,
                                               component.name)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_restricted_security_context(rendered, component):
-    problems = (manifest_policy.security_problems(rendered.manifests, component.uid)
-                + manifest_policy.writable_path_problems(rendered.manifests, component.writable_paths))
+    problems = (manifest_policy.security_problems(rendered.judged, component.uid)
+                + manifest_policy.writable_path_problems(rendered.judged, component.writable_paths))
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_image_pinned_to_built_tag(rendered, component, pushed):
-    app_version = str(charts.chart_metadata(component.chart).get("appVersion", ""))
+    # The chart's appVersion is what `helm install` deploys by hand when its values leave the
+    # image tag empty: then it must be the built tag. A chart whose values set the tag (as
+    # helm create's users do) keeps appVersion as its own business.
+    chart_tag = plan_mod.get_path(charts.load_values(component.chart / "values.yaml"), component.values.image_tag)
+    app_version = None if chart_tag else str(charts.chart_metadata(component.chart).get("appVersion", ""))
     push = pushed.get(component.name)  # the registry path: the pushed repository, tag@digest
     expected = f"{push.repository}:{component.tag}" if push else component.image_ref
-    problems = manifest_policy.image_problems(rendered.manifests, expected, app_version)
+    problems = manifest_policy.image_problems(rendered.judged, expected, app_version)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_service_selects_the_release_pods(rendered):
-    problems = manifest_policy.service_selector_problems(rendered.manifests)
+    problems = manifest_policy.service_selector_problems(rendered.judged)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_ephemeral_storage_on_every_container(rendered, component):
-    problems = manifest_policy.ephemeral_storage_problems(rendered.manifests, component.values)
+    problems = manifest_policy.ephemeral_storage_problems(rendered.judged, component.values)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_disruption_budget_lets_a_drain_proceed(rendered, component):
-    problems = manifest_policy.pdb_problems(rendered.manifests, component.values)
+    """A budget the chart has must let a drain proceed; one it lacks is required only where its
+    values can switch one on (values.pod_disruption_budget), else it is advice in the report."""
+    problems = manifest_policy.pdb_problems(rendered.judged, component.values,
+                                            required=component.values.pod_disruption_budget is not None)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_rolling_update_surge_1_unavailable_0(rendered):
-    problems = manifest_policy.rollout_problems(rendered.manifests)
+    problems = manifest_policy.rollout_problems(rendered.judged)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
 def test_no_secrets_in_configmaps_or_values_files(rendered, component):
-    problems = manifest_policy.secret_value_problems(rendered.manifests)
+    problems = manifest_policy.secret_value_problems(rendered.judged)
     for path in dict.fromkeys(charts.values_files(component.chart) + list(component.values_files)):
         problems += manifest_policy.values_secret_problems(str(path), charts.load_values(path))
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
@@ -134,6 +141,19 @@ def footprints(deploy_plan) -> list[quota.Footprint]:
     if broken:
         pytest.skip(f"{', '.join(broken)} did not render; see test_helm_template_renders")
     return deploy_plan.footprints()
+
+
+def test_declared_secrets_and_config_maps_are_used(deploy_plan, cfg):
+    """Each Secret and ConfigMap of shipcheck.yaml is referenced by some pod of some release: a
+    name with a typo would otherwise surface only as a missing key at deploy time, or never."""
+    names = set(cfg.secrets) | set(cfg.config_maps)
+    used = set()
+    for p in deploy_plan.releases:
+        used |= plan_mod.referenced_names([m.get("spec") for m in p.judged], names)
+    unused = sorted(names - used)
+    assert not unused, (f"{len(unused)} Secret(s)/ConfigMap(s) declared in shipcheck.yaml but referenced by no pod, limit "
+                        f"0: {unused}. Fix: name them in the chart's values (existingSecret, volumes, envFrom), or "
+                        "correct the name in secrets:/config_maps: of shipcheck.yaml.")
 
 
 def test_quota_fit_has_something_to_sum(footprints, cfg):
@@ -196,11 +216,15 @@ def seed_numbers_in_the_report(deploy_plan, helm, cfg, figures):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def probe_advice_in_the_report(deploy_plan, figures):
-    """Advice, not a gate: identical liveness and readiness probes on a component that calls
-    others. Whether readiness should follow a dependency is the app's choice (it can also
-    cascade an outage), so it is flagged in the report with the fix, never failed."""
+def advice_in_the_report(deploy_plan, figures):
+    """Advice, not gates: identical liveness and readiness probes on a component that calls
+    others (whether readiness should follow a dependency is the app's choice: it can also
+    cascade an outage), and a multi-replica workload without a PodDisruptionBudget in a chart
+    that has no values to add one. Flagged in the report with the fix, never failed."""
     for p in deploy_plan.releases:
         if p.ok and p.component.connects_to:
             for advice in manifest_policy.identical_probe_problems(p.manifests, p.component.values):
+                figures.add("advice", component=p.component.name, advice=advice)
+        if p.ok and p.component.values.pod_disruption_budget is None:
+            for advice in manifest_policy.pdb_problems(p.judged, p.component.values):
                 figures.add("advice", component=p.component.name, advice=advice)

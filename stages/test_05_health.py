@@ -97,19 +97,29 @@ def test_no_restarts_and_no_oomkilled(pods, component, usage):
                         "read the previous container's log (attached) and fix the crash or the liveness probe"))
 
 
+def ready_since(pod: dict) -> float | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            return rollout.timestamp(condition.get("lastTransitionTime"))
+    return None
+
+
 def test_no_warning_events_since_deploy(live, kube, cfg):
     states = {p.release: kube_mod.read_release(kube, cfg.namespace, p.release) for p in live.plan.releases}
-    pods_now = {p["metadata"]["name"] for s in states.values() for p in s.pods}
+    ready = {p["metadata"]["name"]: ready_since(p) for s in states.values() for p in s.pods}
     warnings = []
     for state in states.values():
         for event in state.events:
             if event.type != "Warning" or (event.last_s or time.time()) < live.started_at - 1:
                 continue
-            # A startup probe failing while the app boots is what startup probes are for; a
-            # probe failing on a pod a rollout has since replaced was that pod shutting down.
-            expected = event.reason == "Unhealthy" and (event.message.startswith("Startup probe failed")
-                                                        or event.name not in pods_now)
-            if not expected:
+            # Probes failing while a pod starts are its start (a chart without a startup probe
+            # fails readiness until the app listens); a probe failing on a pod a rollout has
+            # since replaced was that pod shutting down. Neither is a health problem.
+            probe = event.reason == "Unhealthy"
+            starting = probe and (event.message.startswith("Startup probe failed") or (
+                event.message.startswith("Readiness probe failed") and ready.get(event.name)
+                and (event.last_s or 0) <= ready[event.name] + 2))
+            if not (starting or (probe and event.name not in ready)):
                 warnings.append(str(event))
     assert not warnings, (f"{len(warnings)} Warning event(s) since the deploy, limit 0:\n" + "\n".join(warnings)
                           + "\nFix: each names its object and reason; see the attached pod descriptions.")
@@ -196,9 +206,17 @@ def test_declared_checks_pass_through_the_cluster(request, live, cfg, service_ur
     assert not checks.first_failure(results), checks.failure_message(results)
 
 
-def test_helm_test_passes(live, helm, component):
+def test_helm_test_passes(live, helm, component, figures):
     if component not in live.components:
         pytest.skip(f"{component.name} is not deployed")
+    if not component.helm_test:
+        pytest.skip(f"helm_test: false for {component.name} in shipcheck.yaml")
+    outcome = live.outcomes[component.name]
+    passed = helm.last_test_passed(component.release)
+    if outcome.skipped and passed:  # the same revision passed its tests, and nothing changed since
+        figures.add("reused", what=f"helm test {component.release}", detail=f"passed at revision {outcome.revision} "
+                                                                          f"({passed}), unchanged since")
+        return
     result = helm.test(component.release)
     if "no tests found" in result.stdout.lower() or (result.ok and "TEST SUITE:" not in result.stdout):
         pytest.skip(f"{component.release} has no helm test")

@@ -307,7 +307,7 @@ BAD = [
     (_set(f"{WEB}.port", DELETE), f"{WEB}.port: required field is missing"),
     (_set(f"{WEB}.size_budget", 100), f"{WEB}.size_budget: unknown key; did you mean size_budget_mb? (known: role, "
                                       "context, dockerfile, target, image, tag, build_args, base_images, port, "
-                                      "health_path, readiness_path, uid, size_budget_mb, writable_paths, connects_to, "
+                                      "helm_test, health_path, readiness_path, uid, size_budget_mb, writable_paths, connects_to, "
                                       "run_env, migrate_command, chart, release, values_files, values, database)"),
     (_set(f"{WEB}.port", "3000"), f"{WEB}.port: expected a whole number, got string '3000'"),
     (_set(f"{WEB}.port", True), f"{WEB}.port: expected a whole number, got boolean true"),
@@ -365,8 +365,8 @@ BAD = [
                                              "image_pull_policy, service_port, fullname_override, liveness_probe, "
                                              "readiness_probe, startup_probe, resources, pod_security_context, security_context, "
                                              "pod_annotations, existing_secret, migrate_command, hook_resources, "
-                                             "test_resources, pod_disruption_budget, network_policy_clients, "
-                                             "image_pull_secrets)"),
+                                             "test_resources, pod_disruption_budget, network_policy_clients, database_user, "
+                                             "database_name, image_pull_secrets)"),
     (_set(f"{API}.release", "todo-api-" + "x" * 45), f"{API}.release: must be a Helm release name: a DNS-1123 label "
                                                      "of at most 53 characters, got 'todo-api-" + "x" * 45 + "'"),
     (_set(f"{API}.release", "web"), f"{API}.release: 'web' is also the release of components.web; two charts in one "

@@ -50,8 +50,8 @@ def test_a_numeric_non_root_user_passes(user, uid):
     ("", "no USER set, so it runs as root (UID 0); expected UID 1001."),
     ("0", "USER '0' is root (UID 0); expected UID 1001."),
     ("0:0", "USER '0:0' is root (UID 0); expected UID 1001."),
-    ("root", "USER 'root' is a name; Kubernetes cannot prove a name is non-root; expected UID 1001."),
-    ("app:app", "USER 'app:app' is a name; Kubernetes cannot prove a name is non-root"),
+    ("root", "USER 'root' is a name that is not in the image's /etc/passwd; expected UID 1001."),
+    ("app:app", "USER 'app:app' is a name that is not in the image's /etc/passwd"),
     ("1000:1000", "USER '1000:1000' runs as UID 1000; the configuration expects UID 1001."),
     ("1001:0", "USER '1001:0' has group '0'; expected a numeric non-root GID."),
     ("1001:root", "USER '1001:root' has group 'root'; expected a numeric non-root GID."),
@@ -125,3 +125,14 @@ def test_an_empty_label_counts_as_missing():
 def test_a_version_label_that_is_not_the_tag_is_a_problem():
     problem = image_policy.label_problems(REF, labels(version="dev", source=None), "v1.0.0")
     assert f"OCI labels: missing {OCI}source; {OCI}version is 'dev', expected 'v1.0.0'. Fix:" in problem
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
+
+
+def test_a_named_user_passes_when_the_image_maps_it_to_the_configured_uid():
+    """node:20-slim's `USER node`: Kubernetes runs it as the UID the chart's runAsUser sets."""
+    assert image_policy.user_problem("web:1", "node", 1000, PASSWD) is None
+    assert "is UID 1000 in the image's /etc/passwd; expected UID 1001" in image_policy.user_problem(
+        "web:1", "node", 1001, PASSWD)
+    assert "is UID 0 in the image's /etc/passwd" in image_policy.user_problem("web:1", "root", 1001, PASSWD)

@@ -242,8 +242,9 @@ def test_issue12_the_fit_check_refuses_what_the_scheduler_refused():
     assert len(problems) == 2 and problems[0].startswith("todo-backend rolling update: requests.cpu 1.75 > node budget")
     assert problems[1] == (
         "todo-frontend rolling update: requests.cpu 1.75 > node budget 1.7 (at rest 1.25 + surge pod 0.25 + old pod "
-        "terminating 0.25). Fix: lower resources.requests in the small profile (values-small.yaml), use a bigger node, "
-        "or make room on it (budget: allocatable 2 - pods already scheduled 0.3 (kube-system 0.1, wt-other-app 0.2))")
+        "terminating 0.25). Fix: lower the requests in the releases' values (a chart's values-small.yaml is used when "
+        "its defaults do not fit the cluster), use a bigger node, or make room on it (budget: allocatable 2 - pods "
+        "already scheduled 0.3 (kube-system 0.1, wt-other-app 0.2))")
     assert by["at rest", "node budget"].ok and by["todo-frontend rolling update", "quota todo-quota"].ok
 
     # Counting one surge pod only (the check before this change): 1.5 <= 1.7, a false green.

@@ -299,3 +299,11 @@ def test_high_entropy(value, high):
 ])
 def test_library_test_data_is_only_inside_installed_packages(path, library):
     assert secrets_scan.library_test_data(path) is library
+
+
+@pytest.mark.parametrize("key", ["existingSecret", "secretName", "secret.existingSecret", "passwordKey", "tokenSecretRef"])
+def test_the_name_of_a_secret_is_not_a_secret(key):
+    """A Secret's name (secret.existingSecret, a volume's secretName) is what the fix hints ask
+    for: flagging it as a secret value sent users in circles (issue 10, bug 3)."""
+    assert secrets_scan.scan_pair(f"values.{key}", key.rsplit(".", 1)[-1], "notes-api-credentials") == []
+    assert secrets_scan.scan_pair("values.password", "password", "notes-api-credentials") != []
