@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipcheck import charts, commands
+from shipcheck import commands, tools
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -24,8 +24,8 @@ USER_FILES = {Path("values.yaml"), Path("values.schema.json")}
 
 def _helm_or_none():
     try:
-        return charts.helm_binary()
-    except charts.HelmNotFound:
+        return tools.binary("helm")
+    except tools.ToolNotFound:
         return None
 
 
@@ -118,7 +118,7 @@ def test_values_render_what_the_configuration_says(name):
     assert container["livenessProbe"]["httpGet"]["path"] == comp["health_path"]
     assert container["readinessProbe"]["httpGet"]["path"] == comp.get("readiness_path", comp["health_path"])
     for kind in ("requests", "limits"):
-        assert set(container["resources"][kind]) == {"cpu", "memory"}
+        assert set(container["resources"][kind]) == {"cpu", "memory", "ephemeral-storage"}
     # Pod Security "restricted", and the image's own UID.
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
