@@ -58,6 +58,7 @@ class ValuesMapping:
     network_policy_clients: str | None = None
     database_user: str | None = None
     database_name: str | None = None
+    image_pull_secrets: str | None = "imagePullSecrets"  # registry path: the suite's pull Secret, by name
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class Config:
     source_url: str = ""
     entry: str = ""
     registry: str = ""
+    registry_ca: Path | None = None  # the registry's CA (PEM), for the suite's own requests to it
     secrets: dict[str, dict[str, KeySource]] = field(default_factory=dict)
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
@@ -266,6 +268,27 @@ def _check(doc: dict, entry: str) -> Check:
                  browser=dict(doc["browser"]) if "browser" in doc else None)
 
 
+def _registry_ca(doc: dict, root: Path, problems: list[str]) -> Path | None:
+    """The registry's CA file (relative to the configuration file; usually outside the repository).
+    The registry reference itself is checked here too, by the rules the push follows."""
+    from .registry import RegistryError, parse as parse_registry
+
+    if doc.get("registry"):
+        try:
+            parse_registry(doc["registry"])
+        except RegistryError as exc:
+            problems.append(str(exc))
+    value = doc.get("registry_ca", "")
+    if not value:
+        return None
+    path = (root / Path(value).expanduser()).resolve()
+    if not doc.get("registry"):
+        problems.append("registry_ca: set, but registry is empty; give registry too, or remove registry_ca")
+    elif not path.is_file():
+        problems.append(f"registry_ca: file {value!r} does not exist (looked in {root})")
+    return path
+
+
 def parse(doc: Any, root: Path) -> Config:
     """The Config for the raw document `doc`, whose relative paths are relative to `root`.
     Raises ConfigError listing every problem found."""
@@ -285,6 +308,7 @@ def parse(doc: Any, root: Path) -> Config:
     database_keys = {(name, key) for name, keys in secrets.items() for key, s in keys.items() if s.kind == "database_url"}
     components = {name: _component(name, c, doc, root, repo, problems, database_keys)
                   for name, c in doc["components"].items()}
+    registry_ca = _registry_ca(doc, root, problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -301,6 +325,7 @@ def parse(doc: Any, root: Path) -> Config:
         source_url=doc.get("source_url", ""),
         entry=entry or "",
         registry=doc.get("registry", ""),
+        registry_ca=registry_ca,
         secrets=secrets,
         config_maps={name: dict(keys) for name, keys in doc.get("config_maps", {}).items()},
         checks=tuple(_check(c, entry or "") for c in doc.get("checks", [])),

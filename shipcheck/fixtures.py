@@ -16,9 +16,13 @@ from pathlib import Path
 import pytest
 
 from . import app_secrets, commands, helm as helm_mod, images, kube as kube_mod, plan as plan_mod, preflight
-from . import progress, providers, quota, tools, waiting
+from . import progress, providers, quota, registry, tools, waiting
 from .config import Component, Config
 from .plugin import CONFIG_KEY
+
+# How images reach the cluster (registry or loading) is settled by these, which `builds`,
+# `deploy_plan` and stage 4 take (issue 14).
+pytest_plugins = ["shipcheck.registry_fixtures"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,8 +72,10 @@ def ca_bundle(pytestconfig) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def builds(pytestconfig, cfg: Config, docker_client, source_revision, ca_bundle, figures) -> dict[str, images.BuildResult]:
-    """Build every component's image with BuildKit (in parallel unless --sequential-builds)."""
+def builds(pytestconfig, cfg: Config, docker_client, source_revision, ca_bundle, figures,
+           image_route) -> dict[str, images.BuildResult]:
+    """Build every component's image with BuildKit (in parallel unless --sequential-builds),
+    once `image_route` (registry_fixtures.py) has settled how the images will reach the cluster."""
     cli = images.docker_cli()
     mode = pytestconfig.getoption("base_images")
     jobs = []
@@ -206,11 +212,18 @@ def deployed_components(cfg: Config, plan_secrets: app_secrets.SecretsPlan) -> l
 
 @pytest.fixture(scope="session")
 def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secrets_plan, image_facts,
-                figures) -> DeployPlan:
+                figures, pushed, registry_target) -> DeployPlan:
     """One plan per release, rendered once with the target's Kubernetes version. The values
     profile follows the cluster's size (allocatable minus kube-system), not what other
-    workloads use now: the same cluster always gets the same values."""
+    workloads use now: the same cluster always gets the same values. On the registry path
+    the charts get the pushed repository and `tag@digest`, and the image pull Secret."""
     components = deployed_components(cfg, secrets_plan)
+    # The registry path (issue 14; registry_fixtures.py): deploy what stage 1 pushed, by digest.
+    for c in components if registry_target else []:
+        if not (c.name in pushed and pushed[c.name].ok):
+            pytest.fail(f"{c.name}: not pushed to {registry_target.registry} (see stage 1's "
+                        f"test_image_pushed_and_digest_read_back[{c.name}]); nothing to deploy by digest", pytrace=False)
+    pull_secrets = [registry.PULL_SECRET_NAME] if registry_target and registry_target.credentials else []
 
     def clients(c: Component) -> tuple[str, ...]:
         return tuple(other.release for other in components if c.name in other.connects_to)
@@ -218,7 +231,9 @@ def deploy_plan(pytestconfig, cfg: Config, helm, target_facts: TargetFacts, secr
     def plans_for(profile: str) -> list[plan_mod.ReleasePlan]:
         return [plan_mod.for_component(helm, c, namespace=cfg.namespace, profile=profile,
                                        kube_version=target_facts.server_version, image_id=image_facts(c).id,
-                                       secrets=secrets_plan, clients=clients(c)) for c in components]
+                                       secrets=secrets_plan, clients=clients(c),
+                                       image=registry.image_values(c.image, c.tag, pushed.get(c.name)),
+                                       pull_secrets=pull_secrets) for c in components]
 
     requested = pytestconfig.getoption("values_profile")
     for profile in (["defaults", "small"] if requested == "auto" else [requested]):

@@ -63,7 +63,7 @@ class Injection:
 
 def injections(component: Component, *, image_repository: str, image_tag: str, annotations: dict[str, str],
                existing_secret: str | None, pull_policy: str = "IfNotPresent",
-               clients: tuple[str, ...] = ()) -> list[Injection]:
+               clients: tuple[str, ...] = (), pull_secrets: list[str] | tuple[str, ...] = ()) -> list[Injection]:
     """What the suite passes to the chart, each through the component's values mapping; a
     mapping key set to null means the chart has no such value and nothing is injected."""
     m = component.values
@@ -89,6 +89,8 @@ def injections(component: Component, *, image_repository: str, image_tag: str, a
     if component.database:
         wanted.append(("database_user", m.database_user, component.database.user))
         wanted.append(("database_name", m.database_name, component.database.name))
+    if pull_secrets:  # the registry path: pods pull with the suite's image pull Secret
+        wanted.append(("image_pull_secrets", m.image_pull_secrets, [{"name": n} for n in pull_secrets]))
     found = [Injection(key, chart_key, value) for key, chart_key, value in wanted if chart_key]
     if m.pod_annotations and annotations:
         found.append(Injection("pod_annotations", m.pod_annotations, dict(sorted(annotations.items()))))
@@ -188,9 +190,9 @@ class ReleasePlan:
 
 def make(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
          image_repository: str, image_tag: str, annotations: dict[str, str], existing_secret: str | None,
-         clients: tuple[str, ...] = ()) -> ReleasePlan:
+         clients: tuple[str, ...] = (), pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
     found = injections(component, image_repository=image_repository, image_tag=image_tag, annotations=annotations,
-                       existing_secret=existing_secret, clients=clients)
+                       existing_secret=existing_secret, clients=clients, pull_secrets=pull_secrets)
     files = values_files(component, profile)
     rendered = helm.template(component.release or component.name, component.chart, files, nested(found), kube_version)
     return ReleasePlan(component, namespace, profile, kube_version, files, tuple(found), rendered)
@@ -219,18 +221,21 @@ def config_names_used(component: Component, secrets: SecretsPlan, files: tuple[P
 
 
 def for_component(helm: helm_mod.Helm, component: Component, *, namespace: str, profile: str, kube_version: str,
-                  image_id: str, secrets: SecretsPlan, clients: tuple[str, ...] = ()) -> ReleasePlan:
+                  image_id: str, secrets: SecretsPlan, clients: tuple[str, ...] = (),
+                  image: tuple[str, str] | None = None, pull_secrets: list[str] | tuple[str, ...] = ()) -> ReleasePlan:
     """The component's plan as stage 4 deploys it: its image (by ID in a pod annotation, so a
     rebuild under the same tag rolls the pods), and a digest of the Secrets and ConfigMaps its
-    values name (a change rolls the pods that use them, and only those)."""
+    values name (a change rolls the pods that use them, and only those). `image`: (repository,
+    tag) to deploy instead of the local ones, and `pull_secrets`: the registry path's."""
     files = values_files(component, profile)
     notes = {IMAGE_ID: image_id}
     digest = secrets.digest(config_names_used(component, secrets, files))
     if digest:
         notes[CONFIG_DIGEST] = digest
+    repository, tag = image or (component.image, component.tag)
     return make(helm, component, namespace=namespace, profile=profile, kube_version=kube_version,
-                image_repository=component.image, image_tag=component.tag, annotations=notes,
-                existing_secret=existing_secret(component), clients=clients)
+                image_repository=repository, image_tag=tag, annotations=notes,
+                existing_secret=existing_secret(component), clients=clients, pull_secrets=pull_secrets)
 
 
 def with_image_tag(helm: helm_mod.Helm, plan: ReleasePlan, tag: str) -> ReleasePlan:
@@ -306,6 +311,12 @@ def not_applied(plan: ReleasePlan) -> list[str]:
                 _mentions(m.get("data") or m.get("stringData"), item.value) for m in plan.manifests
                 if m.get("kind") in ("ConfigMap", "Secret"))
             seen = ["not in the database's pods, ConfigMaps or Secrets"]
+        elif item.mapping_key == "image_pull_secrets":
+            wanted = {s["name"] for s in item.value}
+            seen = [json.dumps(sorted(s.get("name") for s in (t.get("spec") or {}).get("imagePullSecrets") or []))
+                    for _, t, _ in containers]
+            ok = bool(containers) and all(wanted <= {s.get("name") for s in (t.get("spec") or {}).get(
+                "imagePullSecrets") or []} for _, t, _ in containers)
         elif item.mapping_key == "migrate_command":
             jobs = [c.get("command") or c.get("args") for m in plan.manifests if m.get("kind") == "Job"
                     for c in ((m.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []]

@@ -62,6 +62,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-failed", action="store_true", default=os.environ.get("SHIPCHECK_KEEP_FAILED") == "1",
                     help="when stage 5 fails, leave the releases this run changed as they are for debugging instead "
                          "of rolling them back (env SHIPCHECK_KEEP_FAILED=1)")
+    # The registry path (issue 14): overrides of `registry`/`registry_ca`, validated with the file.
+    group.addoption("--registry", default=os.environ.get("SHIPCHECK_REGISTRY"), metavar="HOST[:PORT]/PATH",
+                    help="push images there in stage 1 and deploy them by digest in stage 4 (credentials: "
+                         "REGISTRY_USERNAME/REGISTRY_PASSWORD or your Docker login); overrides `registry` in the "
+                         "configuration (env SHIPCHECK_REGISTRY; '' = load images into the nodes)")
+    group.addoption("--registry-ca", default=os.environ.get("SHIPCHECK_REGISTRY_CA"), metavar="PATH",
+                    help="the registry's CA certificate, when the host does not trust its TLS certificate; overrides "
+                         "`registry_ca` (env SHIPCHECK_REGISTRY_CA)")
     group.addoption("--cleanup", action="store_true", default=os.environ.get("SHIPCHECK_CLEANUP") == "1",
                     help="run stage 6: uninstall the releases and delete the namespace (env SHIPCHECK_CLEANUP=1)")
 
@@ -70,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "order: stage order (pytest-order)")
     path = Path(config.getoption("shipcheck_config") or Path(config.rootpath) / "shipcheck.yaml")
     # Bad configuration, environment or options stop the run here, before anything is built.
-    cfg, problems = validate.problems(path, config.getoption("shipcheck_set"), config.getoption("cluster"))
+    cfg, problems = validate.problems(path, config.getoption("shipcheck_set") + registry_overrides(config),
+                                       config.getoption("cluster"))
     ca = config.getoption("ca_bundle")
     if ca not in ("auto", "none") and not Path(ca).is_file():
         problems.append(f"--ca-bundle {ca}: no such file (give a CA bundle's path, 'auto' or 'none'; env "
@@ -78,6 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if problems or cfg is None:
         raise pytest.UsageError(f"shipcheck configuration {path}:\n" + "\n".join(problems))
     config.stash[CONFIG_KEY] = cfg
+
+
+def registry_overrides(config: pytest.Config) -> list[str]:
+    """--registry/--registry-ca as `--set` overrides (validate.registry_overrides)."""
+    return validate.registry_overrides(config.getoption("registry"), config.getoption("registry_ca"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import quota
+from . import progress, quota
 
 NODE_KEYS = ("cpu", "memory", "pods")
 
@@ -33,7 +33,16 @@ def node_capacity(core, namespace: str, only_namespace: str | None = None
         for key in allocatable:
             allocatable[key] += quota.parse_quantity((node.status.allocatable or {}).get(key, "0"))
     reserved: dict[str, dict[str, Decimal]] = {}
-    for pod in core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items:
+    try:
+        pods = core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items
+    except Exception as exc:
+        if getattr(exc, "status", None) != 403:
+            raise
+        # A least-privilege account (examples/rbac/) reads only its own namespace: what other
+        # namespaces request is unknown, so the node fit is judged against allocatable alone.
+        progress.say("pods of other namespaces are not readable (RBAC): the node fit counts none of their requests")
+        pods = []
+    for pod in pods:
         owner = pod.metadata.namespace
         if owner == namespace or pod.spec.node_name not in names:
             continue

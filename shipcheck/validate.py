@@ -13,6 +13,7 @@ one line (to stdout) and exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def problems(path: Path, overrides: Sequence[str] = (), cluster: str | None = No
     return cfg, found + environment.check(cfg, environ)
 
 
+def registry_overrides(registry: str | None, registry_ca: str | None) -> list[str]:
+    """--registry/--registry-ca (issue 14) as `--set` overrides of `registry`/`registry_ca`,
+    JSON-quoted (a YAML value), so they are validated with the file."""
+    return [f"{key}={json.dumps(value)}" for key, value in (("registry", registry), ("registry_ca", registry_ca))
+            if value is not None]
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     parser = argparse.ArgumentParser(prog="python -m shipcheck.validate", description=__doc__.split("\n\n")[0],
                                      allow_abbrev=False)  # a pytest option must never pass for an abbreviation of ours
@@ -54,6 +62,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
                         help="override a field, e.g. --set components.todo-frontend.size_budget_mb=180")
     parser.add_argument("--cluster", default=environ.get("SHIPCHECK_CLUSTER") or None,
                         help=f"cluster provider to check: {', '.join(config.PROVIDERS)} (env SHIPCHECK_CLUSTER)")
+    parser.add_argument("--registry", default=environ.get("SHIPCHECK_REGISTRY"),
+                        help="registry to push to and pull from (env SHIPCHECK_REGISTRY; overrides `registry`)")
+    parser.add_argument("--registry-ca", default=environ.get("SHIPCHECK_REGISTRY_CA"),
+                        help="the registry's CA file (env SHIPCHECK_REGISTRY_CA; overrides `registry_ca`)")
     parser.add_argument("--field-table", action="store_true", help="print the README's configuration table and exit")
     parser.add_argument("--ignore-unknown", action="store_true",
                         help="ignore arguments that are not ours: ./pipeline passes its pytest arguments through")
@@ -65,7 +77,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         return 0
     path = args.shipcheck_config or default_config_path(environ)
     try:
-        cfg, found = problems(path, args.overrides, args.cluster, environ)
+        cfg, found = problems(path, args.overrides + registry_overrides(args.registry, args.registry_ca), args.cluster,
+                              environ)
     except Exception as exc:  # a bug of ours: still one line, and not the usage error's exit code
         print(f"shipcheck: internal error while validating {path} ({type(exc).__name__}: {exc}); please report it "
               "with the configuration", file=sys.stderr)

@@ -6,9 +6,17 @@ component, and its failure says what was measured, the limit and the fix.
 
 import pytest
 
-from shipcheck import image_policy, images, layers, progress, secrets_scan, tools
+from shipcheck import image_policy, images, layers, progress, registry, secrets_scan, tools
 
 pytestmark = pytest.mark.order(1)
+
+
+def test_registry_answers_and_accepts_the_credentials(registry_problem, registry_target):
+    """Asked before anything is built: a registry that does not answer, whose TLS is not
+    trusted or that refuses the credentials stops the run here (issue 14)."""
+    if registry_target is None:
+        pytest.skip("no registry configured: images are loaded into the cluster's nodes in stage 4")
+    assert registry_problem is None, registry_problem
 
 
 def test_image_built_and_tagged(builds, component, docker_client):
@@ -82,3 +90,19 @@ def test_hadolint_clean(cfg, component):
     assert not findings, (
         f"{component.dockerfile.name}: {len(findings)} hadolint finding(s) at or above '{cfg.hadolint_threshold}', "
         f"limit 0: {listed}. Fix each, or add `# hadolint ignore=CODE` above the line with the reason.")
+
+
+def test_image_pushed_and_digest_read_back(pushed, registry_target, component, docker_client):
+    """The registry path: the image is in the registry under its tag, and the manifest the
+    registry holds there is the one the push reported (and the engine recorded)."""
+    if registry_target is None:
+        pytest.skip("no registry configured: nothing is pushed")
+    result = pushed.get(component.name)
+    assert result is not None, f"{component.image_ref}: not pushed because it did not build (see its build gate)"
+    problem = registry.push_problem(result, registry_target.registry)
+    assert problem is None, problem
+    read_back = registry.manifest_digest(registry_target.registry, registry.repository_name(result.repository),
+                                         result.tag, registry_target.credentials, registry_target.ca)
+    repo_digests = docker_client.images.get(result.local_ref).attrs.get("RepoDigests") or []
+    problem = registry.digest_problem(result, read_back, repo_digests)
+    assert problem is None, problem

@@ -93,13 +93,15 @@ def test_restricted_security_context(rendered, component):
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 
-def test_image_pinned_to_built_tag(rendered, component):
+def test_image_pinned_to_built_tag(rendered, component, pushed):
     # The chart's appVersion is what `helm install` deploys by hand when its values leave the
     # image tag empty: then it must be the built tag. A chart whose values set the tag (as
     # helm create's users do) keeps appVersion as its own business.
     chart_tag = plan_mod.get_path(charts.load_values(component.chart / "values.yaml"), component.values.image_tag)
     app_version = None if chart_tag else str(charts.chart_metadata(component.chart).get("appVersion", ""))
-    problems = manifest_policy.image_problems(rendered.judged, component.image_ref, app_version)
+    push = pushed.get(component.name)  # the registry path: the pushed repository, tag@digest
+    expected = f"{push.repository}:{component.tag}" if push else component.image_ref
+    problems = manifest_policy.image_problems(rendered.judged, expected, app_version)
     assert not problems, f"{rendered.release}:\n" + "\n".join(problems)
 
 

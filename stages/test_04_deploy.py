@@ -8,7 +8,7 @@ one step's facts or on what is running now.
 
 import pytest
 
-from shipcheck import deploy, helm as helm_mod, kube as kube_mod, namespace, rollout
+from shipcheck import deploy, helm as helm_mod, kube as kube_mod, namespace, registry, rollout
 
 pytestmark = pytest.mark.order(4)
 
@@ -115,9 +115,17 @@ def test_services_have_ready_endpoints(state, rolled, kube, cfg, deploy_plan, co
                        "pod template labels (compare `kubectl get svc -o yaml` with the pods' labels).")
 
 
-def test_pods_run_the_stage1_images(state, image_facts, cluster, docker_client, component):
+def test_pods_run_the_stage1_images(state, image_facts, cluster, docker_client, component, pushed):
     """Each container runs the image stage 1 built: its imageID is that image's ID, or a digest
-    the node (or the registry it came from) knows that image by."""
+    the node (or the registry it came from) knows that image by. On the registry path it is
+    the digest stage 1 pushed and read back."""
+    push = pushed.get(component.name)
+    if push is not None:  # the registry path: pulled by digest, so the imageID is the pushed manifest's
+        wrong = registry.running_digest_problems(rollout.serving_pods(state.pods), push.digest)
+        assert not wrong, (f"release {component.release}: containers not running the image stage 1 pushed "
+                           f"({push.pinned_ref}): {wrong}. Fix: deploy by digest (the chart's image.tag receives "
+                           "tag@digest through values.image_tag) and let the pods roll.")
+        return
     facts = image_facts(component)
     known = {facts.id} | set(docker_client.images.get(facts.ref).attrs.get("RepoDigests") or [])
     known |= cluster.node_image_identities(component.image_ref)

@@ -104,16 +104,19 @@ def stage_label(stage_files: list[str]) -> str:
 
 def run_stages(pytester: pytest.Pytester, stage_files: list[str], sets: list[str] | tuple[str, ...], *,
                profile: str = "small", args: tuple[str, ...] = (), name: str = "inner",
-               conftest_extra: str = "") -> InnerRun:
+               conftest_extra: str = "", env: dict[str, str] | None = None, prebuilt: bool = True) -> InnerRun:
     """The real stage modules `stage_files` (paths under the repository) in a subprocess, on
     the app's shipcheck.yaml with `sets` (--set) over it and `args` (e.g. -k) after; JUnit
     (`name`-junit.xml), HTML and summary.json are read back. `conftest_extra` is appended to
-    the inner stages/conftest.py (harness code for this run only, never a gate)."""
+    the inner stages/conftest.py (harness code for this run only, never a gate); `env` is set
+    for the inner run after the pipeline's own variables are cleared (registry credentials, a
+    KUBECONFIG of a least-privilege account). `prebuilt=False` leaves stage 1's real `builds`
+    fixture in place (for a run that must stop before any build)."""
     (pytester.path / "conftest.py").write_text((REPO / "conftest.py").read_text())
     (pytester.path / "stages").mkdir(exist_ok=True)
     for stage in stage_files:
         (pytester.path / stage).write_text((REPO / stage).read_text())
-    (pytester.path / "stages" / "conftest.py").write_text(PREBUILT_CONFTEST + conftest_extra)
+    (pytester.path / "stages" / "conftest.py").write_text((PREBUILT_CONFTEST if prebuilt else "") + conftest_extra)
     reports = pytester.path / "reports"
     reports.mkdir(exist_ok=True)  # the plugin writes summary.json there
     (reports / "summary.json").unlink(missing_ok=True)  # an earlier run's in the same directory
@@ -124,8 +127,11 @@ def run_stages(pytester: pytest.Pytester, stage_files: list[str], sets: list[str
     set_args = [arg for item in sets for arg in ("--set", item)]
     start = time.monotonic()
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("SHIPCHECK_CONFIG", "SHIPCHECK_VALUES_PROFILE", "SHIPCHECK_CLUSTER", "DATABASE_URL", "KUBECONFIG"):
+        for var in ("SHIPCHECK_CONFIG", "SHIPCHECK_VALUES_PROFILE", "SHIPCHECK_CLUSTER", "DATABASE_URL", "KUBECONFIG",
+                    "SHIPCHECK_REGISTRY", "SHIPCHECK_REGISTRY_CA", "REGISTRY_USERNAME", "REGISTRY_PASSWORD"):
             mp.delenv(var, raising=False)  # the in-cluster PostgreSQL, the local cluster, our options only
+        for var, value in (env or {}).items():
+            mp.setenv(var, value)
         mp.setenv("PYTHONPATH", str(REPO))
         mp.setenv("PATH", os.pathsep.join([str(tools.cache_bin_dir()), VENV_BIN, os.environ["PATH"]]))
         result = pytester.runpytest_subprocess(

@@ -296,7 +296,7 @@ BAD = [
     # (mutation of full(), an exact problem line)
     (_set("app", DELETE), "app: required field is missing"),
     (_set("namspace", "todo"), "namspace: unknown key; did you mean namespace? (known: app, version, source_url, "
-                               "entry, registry, namespace, resource_quota, kubernetes_version, timeouts_s, "
+                               "entry, registry, registry_ca, namespace, resource_quota, kubernetes_version, timeouts_s, "
                                "hadolint_threshold, cluster_provider, components, secrets, config_maps, checks)"),
     (_set("version", "latest"), f"version: {TAG_RULE}, got 'latest'"),
     (_set("version", "v1 0"), f"version: {TAG_RULE}, got 'v1 0'"),
@@ -366,7 +366,7 @@ BAD = [
                                              "readiness_probe, startup_probe, resources, pod_security_context, security_context, "
                                              "pod_annotations, existing_secret, migrate_command, hook_resources, "
                                              "test_resources, pod_disruption_budget, network_policy_clients, database_user, "
-                                             "database_name)"),
+                                             "database_name, image_pull_secrets)"),
     (_set(f"{API}.release", "todo-api-" + "x" * 45), f"{API}.release: must be a Helm release name: a DNS-1123 label "
                                                      "of at most 53 characters, got 'todo-api-" + "x" * 45 + "'"),
     (_set(f"{API}.release", "web"), f"{API}.release: 'web' is also the release of components.web; two charts in one "
@@ -583,7 +583,7 @@ def test_yaml_merge_keys_are_not_duplicates(project):
                     "components:\n  web:\n    <<: *base\n    port: 3000\n    health_path: /health\n")
     with pytest.raises(ConfigError) as info:
         config.load(path)  # merged, `port` given again beside the merge: no duplicate-key complaint
-    assert info.value.problems == ["base: unknown key (known: app, version, source_url, entry, registry, namespace, "
+    assert info.value.problems == ["base: unknown key (known: app, version, source_url, entry, registry, registry_ca, namespace, "
                                    "resource_quota, kubernetes_version, timeouts_s, hadolint_threshold, "
                                    "cluster_provider, components, secrets, config_maps, checks)"]
 

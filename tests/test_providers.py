@@ -157,6 +157,9 @@ def world(monkeypatch, ran):
                         lambda kubeconfig=None, context=None: (kubeconfig, context) in state["reachable"])
     monkeypatch.setattr(providers, "current_context", lambda kubeconfig=None: state["current"])
     monkeypatch.setattr(providers, "installed_tools", lambda: list(state["tools"]))
+    # What the cluster behind a context is (registry helper, issue 14): here as its name says.
+    monkeypatch.setattr(providers, "identify_context", lambda kubeconfig, context: providers.Identity(
+        providers.loader_for_context(context or "") or "remote", None, "https://fake", "faked by the test"))
     monkeypatch.setattr(providers.shutil, "which", lambda tool: f"/usr/bin/{tool}" if tool in state["tools"] else None)
     state["ran"] = ran
     return state
