@@ -46,7 +46,7 @@ import pytest
 import yaml
 from pipeline_lab import InnerRun, settle
 
-from shipcheck import config, kube, metrics, namespace, quota, rollout
+from shipcheck import config, deploy, kube, metrics, namespace, quota, rollout
 
 pytestmark = pytest.mark.cluster
 
@@ -90,11 +90,29 @@ def any_of(*gates: str) -> tuple[str, ...]:
 # --- the lab: our namespace, its releases, and the ways to hit them ---------------------------------
 @dataclass
 class Lab:
-    apis: kube.KubeApis
-    cfg: config.Config  # shipcheck.yaml with BASE_SETS: what the baseline deployed
+    planner: pipeline_lab.Planner  # shipcheck.yaml with BASE_SETS: what the baseline deployed
 
     def __repr__(self) -> str:
         return f"<Lab namespace {NAMESPACE}>"
+
+    @property
+    def apis(self) -> kube.KubeApis:
+        return self.planner.target.apis
+
+    @property
+    def cfg(self) -> config.Config:
+        return self.planner.cfg
+
+    def frontend_revision(self) -> dict:
+        """The frontend's revision before a run that changes it (what stage 5 must go back to)."""
+        return {"previous": int(self.planner.target.helm.history(FRONTEND)[-1]["revision"])}
+
+    def restore(self, release: str) -> None:
+        """The release as the baseline deployed it (stage 5 rolls back a run's change when a
+        gate fails; this is for a run where none did)."""
+        component = next(c for c in self.cfg.components.values() if c.release == release)
+        outcome = deploy.deploy(self.planner.target, self.planner.plan(component))
+        assert outcome.ok, f"restoring {release}: {outcome.message}"
 
     def serving_pods(self, release: str) -> list[dict]:
         return rollout.serving_pods(kube.read_release(self.apis, NAMESPACE, release).pods)
@@ -225,9 +243,11 @@ def baseline(pytester, state, lab_namespace, fault_table) -> InnerRun:
 
 
 @pytest.fixture
-def lab(baseline, state, kube_apis) -> Lab:
+def lab(baseline, state, local_cluster, kube_apis, kubectl_argv) -> Lab:
     if "lab" not in state:
-        state["lab"] = Lab(kube_apis, pipeline_lab.app_config(BASE_SETS))
+        target = pipeline_lab.deploy_target(local_cluster, kube_apis, kubectl_argv, NAMESPACE, timeout_s=120,
+                                            readiness_grace_s=15)
+        state["lab"] = Lab(pipeline_lab.Planner(pipeline_lab.app_config(BASE_SETS), target))
     return state["lab"]
 
 
@@ -553,13 +573,13 @@ def downtime_real_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
     """The values are the fault: stage 4 of the run upgrades the frontend to them while its
     request loop runs (the real upgrade), stage 5 judges the counts and, failing, rolls the
     frontend back."""
-    return seeded_run(pytester, lab, state, table, *DOWNTIME_REAL, dict, lambda: None,
+    return seeded_run(pytester, lab, state, table, *DOWNTIME_REAL, lab.frontend_revision, lambda: lab.restore(FRONTEND),
                       sets=(frontend_values("no-surge-no-prestop.yaml"),), stages=(STAGE4, STAGE5),
                       select=any_of("test_zero_downtime", "test_release_deployed", "test_rolled_out"))
 
 
 def downtime_synthetic_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
-    return seeded_run(pytester, lab, state, table, *DOWNTIME_SYNTHETIC, dict, lambda: None,
+    return seeded_run(pytester, lab, state, table, *DOWNTIME_SYNTHETIC, lab.frontend_revision, lambda: lab.restore(FRONTEND),
                       sets=(frontend_values("no-surge-no-prestop.yaml"),), args=("--prove-zero-downtime",),
                       select=any_of("test_zero_downtime"))
 
@@ -575,8 +595,8 @@ def test_a_real_upgrade_without_surge_fails_the_zero_downtime_gate(pytester, lab
     row = run.inner.figures["zero downtime"][0]
     assert row["proof"] == "real upgrade" and row["failed"] == int(found[1]) and row["releases"] == FRONTEND, row
     # The failed stage put the frontend back, and said so.
-    assert [(r["release"], r["action"].split(":")[0]) for r in run.after_failure()] == [
-        (FRONTEND, f"rolled back to revision {frontend[0]['revision'] - 1}")], run.after_failure()
+    assert run.after_failure() == [{"release": FRONTEND, "action": f"rolled back to revision "
+                                                                  f"{run.seeded['previous']}: rolled out and serving"}]
 
 
 def test_a_synthetic_roll_without_surge_fails_the_zero_downtime_gate(pytester, lab, state, fault_table):
@@ -586,7 +606,8 @@ def test_a_synthetic_roll_without_surge_fails_the_zero_downtime_gate(pytester, l
     assert found and int(found[1]) > 0 and int(found[2]) > int(found[1]), text[:1500]
     row = run.inner.figures["zero downtime"][0]
     assert row["proof"] == "synthetic" and row["failed"] == int(found[1]), row
-    assert [r["release"] for r in run.after_failure()] == [FRONTEND], run.after_failure()
+    assert run.after_failure() == [{"release": FRONTEND, "action": f"rolled back to revision "
+                                                                  f"{run.seeded['previous']}: rolled out and serving"}]
 
 
 # --- the declared checks: the frontend's API_BASE_URL points nowhere ---------------------------------
@@ -608,7 +629,7 @@ BROWSER_CHECKS = ("checks=["
 
 
 def wrong_api_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
-    return seeded_run(pytester, lab, state, table, *WRONG_API, dict, lambda: None,
+    return seeded_run(pytester, lab, state, table, *WRONG_API, lab.frontend_revision, lambda: lab.restore(FRONTEND),
                       sets=(frontend_values("api-base-url-localhost.yaml"),),
                       select=any_of("test_declared_checks_pass_through_the_cluster",
                                     "test_services_resolve_and_answer_from_the_entry_pod",
@@ -616,7 +637,7 @@ def wrong_api_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
 
 
 def wrong_api_browser_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
-    return seeded_run(pytester, lab, state, table, *WRONG_API_BROWSER, dict, lambda: None,
+    return seeded_run(pytester, lab, state, table, *WRONG_API_BROWSER, lab.frontend_revision, lambda: lab.restore(FRONTEND),
                       sets=(frontend_values("api-base-url-localhost.yaml"), BROWSER_CHECKS),
                       select=any_of("test_declared_checks_pass_through_the_cluster"))
 
