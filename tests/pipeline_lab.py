@@ -339,7 +339,8 @@ def delete_namespace(apis: kube.KubeApis, name: str, timeout_s: float = 180) -> 
         raise
     wait_until(f"namespace {name} to go", lambda: [n for n in apis.core.list_namespace().items
                                                   if n.metadata.name == name],
-               done=lambda left: not left, timeout_s=timeout_s, interval_s=2.0, transient=kube.is_transient)
+               done=lambda left: not left, timeout_s=timeout_s, interval_s=2.0, transient=kube.is_transient,
+               describe=lambda left: f"{len(left)} namespace(s) terminating")
 
 
 @pytest.fixture(scope="module")
