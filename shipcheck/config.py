@@ -339,4 +339,7 @@ def load(path: Path, overrides: list[str] | None = None) -> Config:
         doc = config_yaml.read(path)
     except config_yaml.YamlError as exc:
         raise ConfigError(str(exc)) from None
-    return parse(apply_overrides(doc if doc is not None else {}, overrides or []), path.resolve().parent)
+    try:
+        return parse(apply_overrides(doc if doc is not None else {}, overrides or []), path.resolve().parent)
+    except RecursionError:  # the parser read it, copying or walking it does not
+        raise ConfigError(f"{path}: nested too deeply") from None

@@ -198,13 +198,15 @@ def loop_targets(cfg: Config, plan: DeployPlan) -> list[tuple]:
     targets = [(entry, entry.health_path)]
     variables = checks.new_variables()
     for check in cfg.checks:
-        request = check.request
-        if (request and check.component == entry.name and 5 in check.stages and request.get("method") == "GET"
-                and checks.names_used(request["path"]) <= set(variables)):
+        request = check.request  # None for a browser step
+        if (request and check.component == entry.name and 5 in check.stages and request.get("method", "GET") == "GET"
+                and checks.names_used(request.get("path", "")) <= set(variables)):
             targets.append((entry, checks.fill(request["path"], variables)))
     targets += [(p.component, p.component.health_path) for p in plan.releases
-                if p.component.role == "app" and p.component.name != entry.name and p.component.health_path]
-    unique = {(c.name, path): (c, path) for c, path in targets}
+                if p.component.role == "app" and p.component is not entry and p.component.health_path]
+    unique: dict[tuple[str, str], tuple] = {}  # by name: a Component holds dicts, it cannot be hashed
+    for component, path in targets:
+        unique.setdefault((component.name, path), (component, path))
     return list(unique.values())
 
 

@@ -141,12 +141,12 @@ def inner(pytester, state, granted, lab_registry) -> InnerRun:
 
 def test_stages_1_3_4_5_pass_with_only_the_roles_permissions(inner):
     bad = {t: c.outcome for t, c in inner.cases.items() if c.outcome in ("failed", "error")}
-    assert inner.cases and not bad, f"rc {inner.result.ret}: {bad}\n" + "\n".join(
+    assert inner.cases and not bad, f"rc {inner.rc}: {bad}\n" + "\n".join(
         inner.cases[t].text[:800] for t in list(bad)[:3]) + inner.tail(60)
     for gate in ("test_namespace_and_quota", "test_release_deployed[todo-frontend]",
                  "test_pods_run_the_stage1_images[todo-backend]"):
         assert inner.outcome(gate) == "passed", gate
-    output = "\n".join(inner.result.outlines)
+    output = inner.output
     # It ran as the account, and met the limits it was given.
     assert f"ResourceQuota {NAMESPACE}-quota: not allowed to apply it (RBAC)" in output
     assert "pods of other namespaces are not readable (RBAC)" in output
@@ -165,4 +165,4 @@ def test_a_cluster_it_cannot_recognise_without_a_registry_is_refused_before_buil
     assert case is not None and case.outcome == "error", run.tail()
     assert "its nodes could not be read (RBAC: list nodes)" in case.text
     assert "Fix: configure a registry" in case.text
-    assert "building 3 images" not in "\n".join(run.result.outlines)
+    assert "building 3 images" not in run.output

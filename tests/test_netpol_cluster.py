@@ -39,7 +39,7 @@ def test_enforcement_is_detected_either_way(detected):
     assert detected.outcomes[0].result == "open"
 
 
-def client_pod(namespace, image, labels, targets):
+def client_pod(namespace, image, labels, targets):  # noqa: F811 (a name, not the fixture)
     name = f"netpol-client-{secrets.token_hex(3)}"
     return netpol_live.probe_pod(name, namespace, image, netpol_live.connect_command("python3", targets),
                                  {**LABELS, **labels}, SERVER_UID)

@@ -125,7 +125,7 @@ def baseline(pytester, state, lab_registry, lab_namespace) -> InnerRun:
     inner = state["baseline"]
     bad = {t: c.outcome for t, c in inner.cases.items() if c.outcome in ("failed", "error")}
     if not inner.cases or bad:
-        pytest.fail(f"stages 1-5 with --registry are not green (rc {inner.result.ret}): {bad}\n" + inner.tail(80),
+        pytest.fail(f"stages 1-5 with --registry are not green (rc {inner.rc}): {bad}\n" + inner.tail(80),
                     pytrace=False)
     return inner
 
@@ -166,7 +166,7 @@ def test_pods_pull_by_digest_with_the_pull_secret(baseline, lab_registry, local_
 
 def test_no_registry_secret_in_the_reports(baseline, lab_registry):
     password = lab_registry.env["REGISTRY_PASSWORD"]
-    texts = [baseline.html, json.dumps(baseline.figures), "\n".join(baseline.result.outlines)]
+    texts = [baseline.html, json.dumps(baseline.figures), baseline.output]
     texts += [c.text + c.system_out for c in baseline.cases.values()]
     assert not any(password in t for t in texts)
 
@@ -182,7 +182,7 @@ def test_wrong_password_is_refused_before_any_build(pytester, baseline, lab_regi
     case = inner.failure("test_registry_answers_and_accepts_the_credentials")
     assert f"registry {lab_registry.reference}: credentials refused as shipcheck" in case.text, case.text[:1500]
     assert "Fix: check the user and password" in case.text
-    output = "\n".join(inner.result.outlines)
+    output = inner.output
     assert "building 3 images" not in output and "pushing " not in output, inner.tail()
     assert inner.outcome("test_image_built_and_tagged[todo-backend]") in ("error", "failed")
     assert inner.outcome("test_release_deployed[todo-backend]") == "skipped"
