@@ -135,7 +135,11 @@ def exec_in_pod(apis: KubeApis, namespace: str, pod: str, argv: list[str], conta
     resp.run_forever(timeout=timeout_s)
     output.append(resp.read_stdout() or "")
     output.append(resp.read_stderr() or "")
-    code = resp.returncode if not resp.is_open() else None
+    try:
+        code = resp.returncode if not resp.is_open() else None
+    except ValueError as exc:  # the exec never started (no such executable): the client cannot read its status
+        code = 127
+        output.append(str(exc))
     resp.close()
     return code, "".join(output)
 
