@@ -386,18 +386,26 @@ def recipe(ref: str) -> Recipe:
                     f"variants): use one of those, {_REGISTRY_FIX}")
 
 
+def _debian_suite(ref: str, variant: str | None, runtime: str, suite: str | None, unknown: str
+                  ) -> tuple[str, bool, str]:
+    """The Debian suite that packages `runtime` (None: none does, `unknown` says what to do),
+    whether the tag asked for Alpine, and the note on what the stand-in differs in."""
+    if suite is None:
+        raise NoStandIn(f"{ref}: {unknown}, {_REGISTRY_FIX}")
+    alpine, wanted = _variant(ref, variant)
+    return suite, alpine, _suite_note(ref, runtime, wanted, suite)
+
+
 def _python(ref: str, tag: str) -> Recipe:
     match = _VERSIONED.match(tag)
     if not match or match["version"].count(".") == 0:
         raise NoStandIn(f"{ref}: the tag names no Python major.minor version (it moves with each release): pin one "
                         f"Debian has, python:3.13-slim (trixie) or python:3.11-slim (bookworm), {_REGISTRY_FIX}")
     version = ".".join(match["version"].split(".")[:2])
-    if version not in PYTHON_SUITES:
-        raise NoStandIn(f"{ref}: Debian has Python 3.11 (bookworm) and 3.13 (trixie), not {version}: use one of "
-                        f"those, {_REGISTRY_FIX}")
-    suite = PYTHON_SUITES[version]
-    alpine, wanted = _variant(ref, match["variant"])
-    notes = [_suite_note(ref, f"Python {version}", wanted, suite)]
+    suite, alpine, note = _debian_suite(ref, match["variant"], f"Python {version}", PYTHON_SUITES.get(version),
+                                        f"Debian has Python 3.11 (bookworm) and 3.13 (trixie), not {version}: "
+                                        f"use one of those")
+    notes = [note]
     if match["version"].count(".") == 2:
         notes.append(f"the patch release is Debian's, not {match['version']}")
     if not match["variant"]:
@@ -414,12 +422,10 @@ def _node(ref: str, tag: str) -> Recipe:
         raise NoStandIn(f"{ref}: the tag names no Node.js major version (it moves with each release): pin one "
                         f"Debian has, node:20-slim (trixie) or node:18-slim (bookworm), {_REGISTRY_FIX}")
     major = match["version"].split(".")[0]
-    if major not in NODE_SUITES:
-        raise NoStandIn(f"{ref}: Debian has Node.js 18 (bookworm) and 20 (trixie), not {major}: use node:20-slim "
-                        f"or node:20-alpine, {_REGISTRY_FIX}")
-    suite = NODE_SUITES[major]
-    alpine, wanted = _variant(ref, match["variant"])
-    notes = [_suite_note(ref, f"Node.js {major}", wanted, suite)]
+    suite, alpine, note = _debian_suite(ref, match["variant"], f"Node.js {major}", NODE_SUITES.get(major),
+                                        f"Debian has Node.js 18 (bookworm) and 20 (trixie), not {major}: "
+                                        f"use node:20-slim or node:20-alpine")
+    notes = [note]
     if "." in match["version"]:
         notes.append(f"the release is Debian's, not {match['version']}")
     return Recipe(ref, "node", suite, major, alpine, "; ".join(n for n in notes if n))
