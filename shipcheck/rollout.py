@@ -119,6 +119,13 @@ def is_job_pod(pod: dict) -> bool:
             or "helm.sh/hook" in (meta.get("annotations") or {}))
 
 
+def is_test_pod(pod: dict) -> bool:
+    """A `helm test` pod: judged by helm test, never part of a rollout (a failed one stays
+    until the next test run replaces it)."""
+    hook = ((pod.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
+    return bool({"test", "test-success"} & {h.strip() for h in hook.split(",")})
+
+
 def serving_pods(pods: Iterable[dict]) -> list[dict]:
     """The release's long-running pods: not terminating, not run by a Job (hooks, tests)."""
     return [p for p in pods if not p["metadata"].get("deletionTimestamp") and not is_job_pod(p)]
@@ -306,7 +313,7 @@ def rollout_state(state: ReleaseState, since_s: float, now_s: float, *, readines
     fatal: list[Problem] = []
     for pod in state.pods:
         created = timestamp(pod["metadata"].get("creationTimestamp")) or now_s
-        if pod["metadata"].get("deletionTimestamp") or created < since_s - 1:
+        if pod["metadata"].get("deletionTimestamp") or created < since_s - 1 or is_test_pod(pod):
             continue  # on its way out, or not made by this deploy (a left-over hook pod)
         name = pod["metadata"]["name"]
         pulls = " ".join(e.message for e in recent if e.kind == "Pod" and e.name == name and e.reason == "Failed")

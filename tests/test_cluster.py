@@ -25,7 +25,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from shipcheck import commands, diagnostics, kube as facts, metrics, progress, quota, traffic
+from shipcheck import commands, diagnostics, kube as facts, metrics, progress, quota, rollout, traffic
 from shipcheck.waiting import WaitResult, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -114,7 +114,7 @@ def configmap_chart(path: Path) -> Path:
 
 # --- reading the cluster -------------------------------------------------------------------
 def plain(kube, obj):
-    return facts.plain(kube.api_client, obj)
+    return facts.plain(kube, obj)
 
 
 def gone(call) -> bool:
@@ -143,7 +143,7 @@ def wait_for_pod_to_finish(kube, namespace: str, name: str, timeout_s: float) ->
         return plain(kube, kube.core.read_namespaced_pod(name, namespace))
     return wait_until(f"pod {name} to finish", probe,
                       done=lambda pod: (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
-                      fatal=lambda pod: "; ".join(d for _, d in facts.container_problems(pod)) or None,
+                      fatal=lambda pod: "; ".join(p.detail for p in rollout.container_problems(pod)) or None,
                       timeout_s=timeout_s, interval_s=0.5,
                       describe=describe_pod)
 
@@ -153,14 +153,14 @@ def wait_for_rollout(kube, namespace: str, name: str, timeout_s: float) -> WaitR
     FailedCreate events, e.g. a Pod Security refusal, end the wait at once)."""
     since = time.time()
 
-    def probe() -> facts.RolloutState:
+    def probe() -> rollout.RolloutState:
         deployment = {**plain(kube, kube.apps.read_namespaced_deployment(name, namespace)), "kind": "Deployment"}
         pods = [plain(kube, p) for p in kube.core.list_namespaced_pod(
             namespace, label_selector=f"app.kubernetes.io/name={name}").items]
-        events = [plain(kube, e) for e in kube.core.list_namespaced_event(namespace).items]
-        return facts.rollout_state([deployment], pods, events, since_s=since, now_s=time.time())
+        state = rollout.ReleaseState(name, [deployment], pods, facts.namespace_events(kube, namespace))
+        return rollout.rollout_state(state, since, time.time())
     return wait_until(f"deployment {name} to roll out", probe, done=lambda s: s.done,
-                      fatal=lambda s: "; ".join(d for _, d in s.fatal) or None,
+                      fatal=lambda s: "; ".join(p.detail for p in s.fatal) or None,
                       timeout_s=timeout_s, interval_s=0.5, describe=str)
 
 
@@ -187,8 +187,7 @@ def namespace(kube, kubectl, register_diagnoser) -> Iterator[str]:
         "pod-security.kubernetes.io/enforce-version": "latest"}}})
     progress.say(f"namespace {name} created (Pod Security: restricted)")
     unregister = register_diagnoser(f"namespace {name}", lambda: (
-        diagnostics.collect(kubectl, None, name, [], kube.core)
-        + diagnostics.container_logs(kube.core, name, f"app.kubernetes.io/part-of={PART_OF}", 40)))
+        diagnostics.collect(kube, kubectl, None, name, [])))
     try:
         # Pods are refused until the ServiceAccount controller has made `default`.
         account = wait_until(f"ServiceAccount default in {name}",
@@ -244,9 +243,9 @@ def server(kube, namespace, clustertest_image) -> Server:
     kube.core.create_namespaced_service(namespace, service(name, selector))
     rolled = wait_for_rollout(kube, namespace, name, POD_TIMEOUT_S)
     if not rolled:
-        reasons = [r for r, _ in getattr(rolled.state, "fatal", [])]
+        reasons = getattr(rolled.state, "fatal", [])
         pytest.fail(f"deployment {name} in {namespace}: {rolled.reason}; last state: {rolled.state}; expected 1/1 "
-                    f"available. Fix: {facts.fix_for(reasons)}", pytrace=False)
+                    f"available. Fix: {rollout.fix_for(reasons)}", pytrace=False)
     pods = kube.core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/name={name}").items
     pod = next(p for p in pods if not p.metadata.deletion_timestamp)
     progress.say(f"deployment {name} rolled out in {time.monotonic() - started:.1f} s (pod {pod.metadata.name})")
@@ -362,7 +361,8 @@ def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, m
     assert installed.ok, (f"helm install {release} ({chart}) in {namespace} failed (exit {installed.rc}) after "
                           f"{installed.duration_s:.1f} s: {installed.tail(10)}")
     measured("helm install seconds", round(installed.duration_s, 1))
-    assert helm.status(release) == "deployed", f"helm history of {release}: {helm.history(release)}"
+    history = helm.history(release)
+    assert history and history[-1]["status"] == "deployed", f"helm history of {release}: {history}"
     data = kube.core.read_namespaced_config_map(configmap, namespace).data
     assert data["greeting"] == "from-helm" and data["kubeVersion"].startswith(EXPECTED_VERSION), (
         f"ConfigMap {configmap} holds {data}; expected greeting from-helm and the server's version {EXPECTED_VERSION}x")

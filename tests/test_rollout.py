@@ -270,6 +270,16 @@ def test_a_failed_hook_pod_is_fatal():
     assert state.reasons == ["PodFailed"] and "migrate exit 1" in str(state)
 
 
+def test_a_failed_helm_test_pod_is_not_part_of_the_rollout():
+    """A failed `helm test` pod stays until the next test replaces it; a later deploy must not
+    read it as a failed rollout (it made a no-change re-run upgrade the release)."""
+    test_pod = pod("todo-postgres-test-ready", statuses=[{"name": "ready", "state": {"terminated": {"exitCode": 2}}}])
+    test_pod["metadata"]["annotations"] = {"helm.sh/hook": "test", "helm.sh/hook-delete-policy": "before-hook-creation"}
+    test_pod["status"]["phase"] = "Failed"
+    state = rollout.rollout_state(ReleaseState("r", [], [test_pod]), 0, NOW)
+    assert state.done and not state.fatal
+
+
 # --- fixes ---------------------------------------------------------------------------------------------
 def test_fix_for_names_each_fix_once():
     problems = [Problem("ImagePull:tls", "a"), Problem("ImagePull:tls", "b"), Problem("FailedCreate:quota", "c")]
