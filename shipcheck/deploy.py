@@ -127,8 +127,11 @@ def settle(target: Target, release: str) -> tuple[str, list[dict]]:
     return "; ".join(done), history
 
 
-def up_to_date(target: Target, plan: ReleasePlan, history: list[dict]) -> tuple[bool, str]:
-    """(True, revision) when the release holds exactly the plan's render, deployed and rolled out."""
+def up_to_date(target: Target, plan: ReleasePlan, history: list[dict] | None = None) -> tuple[bool, str]:
+    """(True, revision) when the release holds exactly the plan's render, deployed and rolled out.
+    `history`: the release's helm history when the caller has just read it."""
+    if history is None:
+        history = target.helm.history(plan.release)
     if not history or history[-1]["status"] != "deployed":
         return False, "no deployed revision"
     differences = helm_mod.manifest_differences(target.helm.manifest(plan.release), plan.manifests)
