@@ -67,6 +67,7 @@ GATE_FAULTS = {
     "test_no_restarts_and_no_oomkilled": ["restart"],
     "test_zero_downtime": ["downtime (real upgrade)", "downtime (synthetic)"],
     "test_declared_checks_pass_through_the_cluster": ["wrong-api", "wrong-api (browser)"],
+    "test_network_policies_enforced_live": ["netpol-open"],
 }
 
 # Every run in our namespace: one replica per app (the node's 2 CPUs are shared with the
@@ -670,3 +671,39 @@ def test_a_wrong_api_base_url_fails_the_browser_step_of_the_declared_checks(pyte
     assert "ok a task for the page: POST /api/demo/tasks -> 201" in message, message[:1500]
     assert "Fix: the page must show it after its scripts ran" in message
     assert "(headless Chromium)" in run.inner.html  # the screenshot, attached to the gate
+
+
+# --- NetworkPolicies: the database's policy opened to every pod, in place ----------------------------
+NETPOL_OPEN = ("netpol-open", "todo-postgres NetworkPolicy ingress set to [{}] (admits every pod)")
+
+
+def netpol_open_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
+    from kubernetes import client
+
+    networking = client.NetworkingV1Api(lab.apis.api_client)
+    saved: dict = {}
+
+    def seed() -> dict:
+        policy = networking.read_namespaced_network_policy(POSTGRES, NAMESPACE)
+        saved["ingress"] = kube.plain(lab.apis, policy.spec.ingress)
+        networking.patch_namespaced_network_policy(POSTGRES, NAMESPACE, {"spec": {"ingress": [{}]}})
+        return {}
+
+    def undo() -> None:
+        if "ingress" in saved:
+            networking.patch_namespaced_network_policy(POSTGRES, NAMESPACE, {"spec": {"ingress": saved["ingress"]}})
+    return seeded_run(pytester, lab, state, table, *NETPOL_OPEN, seed, undo,
+                      select=any_of("test_network_policies_enforced_live", "test_declared_checks_pass_through_the_cluster"))
+
+
+def test_a_database_policy_open_to_every_pod_fails_the_live_network_policy_gate(pytester, lab, state, fault_table):
+    """Only the live gate sees it: the app works (its checks pass), but a pod matching no
+    component now reaches PostgreSQL."""
+    run = netpol_open_run(pytester, lab, state, fault_table)
+    outcome = run.inner.outcomes().get("test_network_policies_enforced_live")
+    if outcome == "skipped":
+        pytest.skip("this cluster does not enforce NetworkPolicies (setup/local-cluster.sh starts kube-router)")
+    message = run.message("test_network_policies_enforced_live")
+    assert re.search(r"matching no component\) -> .*todo-postgres.*5432.*expected refused", message), message[:1500]
+    assert "Fix: narrow the server's NetworkPolicy (networkPolicy.allowedClients)" in message
+    run.passed("test_declared_checks_pass_through_the_cluster")
