@@ -35,8 +35,6 @@ from __future__ import annotations
 import ast
 import re
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,29 +319,14 @@ def memory_limit_mib(pod: dict, container: str) -> float:
     return float(quota.parse_quantity(spec["resources"]["limits"]["memory"])) / 2**20
 
 
-class InPod:
-    """A program left running in a container through the API server's exec (kubernetes.stream):
-    its first line is read, then it runs until it is stopped (or its own time limit)."""
-
-    def __init__(self, apis: kube.KubeApis, pod: str, container: str, argv: list[str]):
-        from kubernetes.stream import stream
-
-        self.stream = stream(apis.core.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=argv,
-                             container=container, stderr=True, stdin=False, stdout=True, tty=False,
-                             _preload_content=False)
-        self.output = ""
-        self._lock = threading.Lock()
-
-    def first_line(self, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and "\n" not in self.output and self.stream.is_open():
-            self.stream.update(timeout=1)
-            self.output += self.stream.read_stdout() or ""
-            self.output += self.stream.read_stderr() or ""
-        return self.output.split("\n", 1)[0]
-
-    def close(self) -> None:
-        self.stream.close()
+def start_detached(lab: Lab, pod: str, container: str, code: str, *args: str, out: str) -> None:
+    """Start `python3 -c code args` in the container, detached from the exec that starts it
+    (its output to `out`): no stream is held open while it runs (a held exec stream once
+    blocked the module for minutes)."""
+    launcher = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1], *sys.argv[3:]], "
+                "stdout=open(sys.argv[2], 'w'), stderr=subprocess.STDOUT, start_new_session=True)")
+    code_rc, output = lab.exec(pod, ["python3", "-c", launcher, code, out, *args], container=container)
+    assert code_rc == 0, f"starting a program in {pod}/{container}: exit {code_rc}: {output[-500:]}"
 
 
 def usage_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
@@ -356,9 +339,11 @@ def usage_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
                         lambda: lab.working_set_mib(name, BACKEND), done=lambda mib: mib is not None)
         hog_mib = int(MEMORY_SHARE * limit - before) - 8  # the hog's own interpreter takes ~8 MiB
         held["pod"] = name
-        held["hog"] = hog = InPod(lab.apis, name, BACKEND, ["python3", "-c", (SEEDED / "memory-hog.py").read_text(),
-                                                           str(hog_mib)])
-        said = hog.first_line(60)
+        start_detached(lab, name, BACKEND, (SEEDED / "memory-hog.py").read_text(), str(hog_mib),
+                       out="/tmp/memory-hog.out")
+        said = settle(f"the memory hog in {name} to say it holds its memory",
+                      lambda: lab.exec(name, ["cat", "/tmp/memory-hog.out"], container=BACKEND)[1],
+                      done=lambda text: text.startswith("holding"), timeout_s=60)
         assert said.startswith("holding"), f"the memory hog in {name} did not start: {said!r}"
         seeded = settle(f"the working set of {name}/{BACKEND} above 90 % of {limit:.0f} MiB",
                         lambda: lab.working_set_mib(name, BACKEND), done=lambda mib: mib and mib > 0.9 * limit,
@@ -369,8 +354,6 @@ def usage_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
         if "pod" in held:  # the hog wrote its PID; it also ends by itself after 300 s
             lab.exec(held["pod"], ["python3", "-c", "import os, signal; os.kill(int(open('/tmp/memory-hog.pid').read()), "
                                                     "signal.SIGTERM)"], container=BACKEND)
-        if "hog" in held:
-            held["hog"].close()
 
     return seeded_run(pytester, lab, state, table, *USAGE, seed, undo,
                       select=any_of("test_usage_under_limits", "test_quota_used_under_hard",
