@@ -8,6 +8,7 @@ kubectl is left for what people read (`describe`) and for port-forward.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -126,21 +127,33 @@ def delete_release_jobs(apis: KubeApis, namespace: str, release: str) -> None:
 # --- reaching into pods and Services --------------------------------------------------------
 def exec_in_pod(apis: KubeApis, namespace: str, pod: str, argv: list[str], container: str | None = None,
                 timeout_s: float = 30) -> tuple[int | None, str]:
-    """Run argv in a pod's container; (exit code, stdout+stderr). None: it did not finish."""
+    """Run argv in a pod's container; (exit code, stdout+stderr). None: it did not finish in
+    `timeout_s`. An exec that never started (no such executable) is 127 with the runtime's
+    message. Channels are read only when they hold data: a bare read blocks until data comes."""
     from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
 
     resp = stream(apis.core.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
                   stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
-    output = []
-    resp.run_forever(timeout=timeout_s)
-    output.append(resp.read_stdout() or "")
-    output.append(resp.read_stderr() or "")
-    try:
-        code = resp.returncode if not resp.is_open() else None
-    except ValueError as exc:  # the exec never started (no such executable): the client cannot read its status
-        code = 127
-        output.append(str(exc))
+    output: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while resp.is_open() and time.monotonic() < deadline:
+        resp.update(timeout=1)
+        if resp.peek_stdout():
+            output.append(resp.read_stdout())
+        if resp.peek_stderr():
+            output.append(resp.read_stderr())
+    if resp.is_open():
+        resp.close()
+        return None, "".join(output)
+    status = json.loads(resp.read_channel(ERROR_CHANNEL, timeout=0) or "{}")
     resp.close()
+    if status.get("status") == "Success":
+        return 0, "".join(output)
+    causes = (status.get("details") or {}).get("causes") or []
+    code = next((int(c["message"]) for c in causes if c.get("reason") == "ExitCode"), None)
+    if code is None:  # not an exit code: the exec itself failed (e.g. executable file not found)
+        return 127, "".join(output) + status.get("message", "")
     return code, "".join(output)
 
 

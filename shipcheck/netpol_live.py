@@ -23,7 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from . import netpol, progress
+from . import kube, netpol, progress
 
 INTERPRETERS = ("python3", "node")
 CONNECT_TIMEOUT_S = 1.5
@@ -164,61 +164,26 @@ def pod_memory(interpreter: str) -> str:
 
 
 # --- cluster: exec, short-lived pods ---------------------------------------------------------
-@dataclass
-class ExecResult:
-    rc: int | None  # None: still running at the timeout
-    stdout: str
-    stderr: str
-    message: str = ""  # the API's reason when the command could not run
-
-
-def exec_in_pod(apis, namespace: str, pod: str, command: list[str], container: str | None = None,
-                timeout_s: float = 60.0) -> ExecResult:
-    from kubernetes.stream import stream
-    from kubernetes.stream.ws_client import ERROR_CHANNEL
-
-    kwargs = {"container": container} if container else {}
-    resp = stream(apis.core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=True,
-                  stdin=False, stdout=True, tty=False, _preload_content=False, **kwargs)
-    out, err = [], []
-    deadline = time.monotonic() + timeout_s
-    while resp.is_open() and time.monotonic() < deadline:
-        resp.update(timeout=1)
-        if resp.peek_stdout():
-            out.append(resp.read_stdout())
-        if resp.peek_stderr():
-            err.append(resp.read_stderr())
-    if resp.is_open():
-        resp.close()
-        return ExecResult(None, "".join(out), "".join(err), f"still running after {timeout_s:g} s")
-    status = json.loads(resp.read_channel(ERROR_CHANNEL) or "{}")
-    resp.close()
-    if status.get("status") == "Success":
-        return ExecResult(0, "".join(out), "".join(err))
-    causes = (status.get("details") or {}).get("causes") or []
-    code = next((int(c["message"]) for c in causes if c.get("reason") == "ExitCode"), -1)
-    return ExecResult(code, "".join(out), "".join(err), status.get("message", ""))
-
-
 def find_interpreter(apis, namespace: str, pod: str, container: str | None = None) -> str | None:
     """python3 or node, whichever the pod's image has (python3 first), else None."""
     for interpreter in INTERPRETERS:
         flag = "-c" if interpreter == "python3" else "-e"
-        result = exec_in_pod(apis, namespace, pod, [interpreter, flag, "print(1)" if flag == "-c" else "console.log(1)"],
-                             container, timeout_s=20)
-        if result.rc == 0 and result.stdout.strip() == "1":
+        code, output = kube.exec_in_pod(apis, namespace, pod,
+                                        [interpreter, flag, "print(1)" if flag == "-c" else "console.log(1)"],
+                                        container, timeout_s=20)
+        if code == 0 and output.strip() == "1":
             return interpreter
     return None
 
 
 def connect_from_pod(apis, namespace: str, pod: str, interpreter: str, targets: list[Target],
                      container: str | None = None) -> list[Outcome]:
-    result = exec_in_pod(apis, namespace, pod, connect_command(interpreter, targets), container,
-                         timeout_s=30 + sum(t.window_s for t in targets))
-    if result.rc != 0:
-        raise RuntimeError(f"the probe in pod {namespace}/{pod} failed (rc {result.rc}, {result.message}): "
-                           f"{(result.stderr or result.stdout)[-300:]}")
-    return parse_outcomes(result.stdout)
+    code, output = kube.exec_in_pod(apis, namespace, pod, connect_command(interpreter, targets), container,
+                                    timeout_s=30 + sum(t.window_s for t in targets))
+    if code != 0:
+        raise RuntimeError(f"the probe in pod {namespace}/{pod} failed "
+                           f"({'still running' if code is None else f'exit {code}'}): {output[-300:]}")
+    return parse_outcomes(output)
 
 
 def run_to_completion(apis, manifest: dict, timeout_s: float = 90.0) -> tuple[str, str, str]:
