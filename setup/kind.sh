@@ -6,6 +6,7 @@
 #   setup/kind.sh delete         delete it
 #   setup/kind.sh load IMAGE...  copy local Docker images into its nodes (kind load docker-image)
 #   setup/kind.sh status         whether it answers; its kubeconfig
+#   setup/kind.sh built          exit 0 when kind and a node image are built (nothing is built)
 #   setup/kind.sh node-image     the node image `create` uses
 #
 # Where Docker can pull kind's own node image (and the machine has cgroup v2, which that
@@ -307,6 +308,7 @@ case "${1:-}" in
   delete) delete ;;
   load) shift; load "$@" ;;
   status) status ;;
+  built) [ -x "$KIND" ] && [ -f "$STATE/node-image" ] && have_image "$(cat "$STATE/node-image")" ;;
   node-image) cat "$STATE/node-image" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   *) sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
