@@ -280,9 +280,10 @@ class Planner:
         secrets = app_secrets.resolve(self.cfg, environ, app_secrets.read_from_cluster(self.target.apis.core,
                                                                                           self.cfg.namespace),
                                       app_secrets.cluster_host(self.cfg))
+        clients = tuple(other.release for other in self.cfg.components.values() if component.name in other.connects_to)
         return plan_mod.for_component(self.target.helm, component, namespace=self.cfg.namespace, profile=self.profile,
                                       kube_version=kube.server_version(self.target.apis), image_id=image_id,
-                                      secrets=secrets)
+                                      secrets=secrets, clients=clients)
 
 
 def deploy_target(cluster: providers.Cluster, apis: kube.KubeApis, kubectl: list[str], namespace: str, *,

@@ -101,6 +101,13 @@ class Lab:
         status = self.tasks()
         return problems + ([] if status == 200 else [f"GET {TASKS_PATH} through the frontend: {status}"])
 
+    def settled(self, release: str = BACKEND, timeout_s: float = 30) -> list[str]:
+        """serving() once it is empty, or what it still says after `timeout_s`: a NetworkPolicy
+        controller admits a new pod a moment after it starts (about 2 s here)."""
+        waited = wait_until(f"{release} serving", lambda: self.serving(release), done=lambda problems: not problems,
+                            timeout_s=timeout_s, interval_s=1.0)
+        return waited.state if isinstance(waited.state, list) else [str(waited.state)]
+
 
 def slow_hook(component: config.Component) -> tuple[str, ...]:
     """Its migration command, HOOK_S seconds later."""
@@ -187,7 +194,7 @@ def test_a_failed_last_revision_is_recovered_to_the_last_deployed_one(lab, table
                                 f"{upgraded.revision}"), outcome.recovery
     # What serves is the deployed revision: not the failed one, not the older superseded one.
     assert deploy.up_to_date(lab.target, newer)[0] and not deploy.up_to_date(lab.target, good)[0]
-    assert not lab.serving(), lab.serving()
+    assert not (problems := lab.settled()), problems
 
     # Again on top: the failed revision the rollback left is `superseded` now, yet never served.
     failed_again = fail_an_upgrade(lab, lab.component(BACKEND, readiness_path="/health"))
@@ -201,7 +208,7 @@ def test_a_failed_last_revision_is_recovered_to_the_last_deployed_one(lab, table
     assert outcome.ok and not outcome.skipped, outcome
     assert outcome.recovery == (f"recovered from failed at revision {failed_again['revision']} by rollback to "
                                 f"revision {last_good}"), outcome.recovery
-    assert deploy.up_to_date(lab.target, good)[0] and not lab.serving(), lab.serving()
+    assert deploy.up_to_date(lab.target, good)[0] and not (problems := lab.settled()), problems
 
 
 # --- (d) a failure found in stage 5 rolls back what the run changed ---------------------------------
@@ -221,7 +228,7 @@ def stage5_failure(pytester, lab: Lab, state: dict, table: dict, keep: bool) -> 
     key = "keep-failed" if keep else "rollback"
     if key not in state:
         good = lab.plan(lab.component(FRONTEND))
-        assert deploy.up_to_date(lab.target, good)[0] and not lab.serving(FRONTEND)
+        assert deploy.up_to_date(lab.target, good)[0] and not lab.settled(FRONTEND)
         previous = int(lab.history(FRONTEND)[-1]["revision"])
         inner = pipeline_lab.run_stages(
             pytester, [STAGE4, STAGE5], (*BASE_SETS, WRONG_API), name=key,
@@ -244,7 +251,7 @@ def test_a_stage5_failure_rolls_back_what_the_run_changed_and_shows_it_serving(p
     history = lab.history(FRONTEND)
     assert history[-1]["status"] == "deployed" and history[-1]["description"] == f"Rollback to {failure.previous}"
     assert deploy.up_to_date(lab.target, failure.good)[0]
-    assert not lab.serving(FRONTEND), lab.serving(FRONTEND)
+    assert not (problems := lab.settled(FRONTEND)), problems
     # The run said what it did, where a reviewer reads it.
     assert (f"stage 5 failed: release {FRONTEND} rolled back to revision {failure.previous}: rolled out and serving"
             in inner.output)
@@ -263,7 +270,7 @@ def test_keep_failed_leaves_the_failed_release_live_and_says_so(pytester, lab, s
     assert f"left at revision {left} for debugging (--keep-failed)" in failure.inner.html
     # Put the good frontend back for what follows.
     restored = deploy.deploy(lab.target, failure.good)
-    assert restored.ok and not restored.skipped and not lab.serving(FRONTEND), (restored, lab.serving(FRONTEND))
+    assert restored.ok and not restored.skipped and not (problems := lab.settled(FRONTEND)), (restored, problems)
 
 
 # --- (a) kill-and-rerun trials --------------------------------------------------------------------
@@ -333,7 +340,9 @@ def test_a_killed_upgrade_is_recovered_by_one_unattended_rerun(pytester, lab, st
             f"components.{BACKEND}.migrate_command={json.dumps(list(component.migrate_command))}")
     after = lab.plan(component)
     assert not deploy.up_to_date(lab.target, after)[0]
-    assert not lab.serving(), f"before the trial: {lab.serving()}"
+    # A NetworkPolicy controller admits pods a moment after they start: settle, then begin.
+    pipeline_lab.settle("the app serving before the trial", lab.serving, done=lambda problems: not problems,
+                        timeout_s=60, describe="; ".join)
 
     with lab.loop() as loop:
         inner = Inner(pytester, [STAGE4], (*BASE_SETS, *sets), name=f"trial-{number}")
@@ -375,7 +384,7 @@ def test_a_killed_upgrade_is_recovered_by_one_unattended_rerun(pytester, lab, st
     assert rerun.cases and not rerun.not_passed(), (
         f"the rerun after killing {killed} {MOMENTS[moment]} is not green (rc {rerun.rc}): {rerun.not_passed()}\n"
         + "\n".join(c.text[:1500] for c in rerun.cases.values() if c.outcome != "passed") + rerun.tail())
-    assert serving in ("new", "previous") and not lab.serving(), (serving, lab.serving())
+    assert serving in ("new", "previous") and not (problems := lab.settled()), (serving, problems)
 
 
 def test_trials_not_run_are_listed_with_the_reason(table):
