@@ -4,10 +4,12 @@ like the app does), or from config.attributes["database_url"] when called from c
 from __future__ import annotations
 
 import os
+import time
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 from src import models  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -41,12 +43,27 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def connect_patiently(engine, wait_s: float = 30.0):
+    """The first connection, retried for `wait_s`: the migration runs in a new pod (a hook
+    Job), and a NetworkPolicy controller admits a new pod a moment after it starts, as a
+    database that is still starting refuses connections for a while."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise
+            print(f"database not reachable yet ({str(exc).splitlines()[0][:120]}); retrying", flush=True)
+            time.sleep(1)
+
+
 def run_migrations_online() -> None:
     url = database_url()
     connectable = engine_from_config(
         {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
-    with connectable.connect() as connection:
+    with connect_patiently(connectable) as connection:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
