@@ -165,11 +165,6 @@ class Config:
     def entry_component(self) -> Component:
         return self.components[self.entry]
 
-    @property
-    def stand_in_base_images(self) -> dict[str, str]:
-        """Deprecated (stand-ins now answer to the official names); for fixtures.py until it moves."""
-        return {}
-
 
 # --- overrides ----------------------------------------------------------------------------
 def apply_overrides(doc: Any, overrides: list[str]) -> Any:

@@ -143,7 +143,6 @@ def test_deprecated_shims_for_callers_not_yet_moved(project):
     cfg = load(project, full())
     assert cfg.components["api"].uses_database is True  # run_env takes the database_url key
     assert cfg.components["web"].uses_database is False
-    assert cfg.stand_in_base_images == {}
 
 
 def test_a_config_built_by_hand_falls_back_to_the_version_for_its_image_ref():
