@@ -458,12 +458,12 @@ def no_service_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
         return {"host": host}
 
     def undo() -> None:
-        if "service" in saved:  # as helm made it (its ownership labels and annotations), a new cluster IP
+        if "service" in saved:  # as helm made it (its ownership labels and annotations), on its old
+            # cluster IP: clients that still hold that address (a connection pool, a resolver's
+            # cache) would otherwise reach whatever answers for an unrouted address here.
             service = saved["service"]
             meta = service["metadata"]
             service["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
-            for key in ("clusterIP", "clusterIPs"):
-                service["spec"].pop(key, None)
             service.pop("status", None)
             lab.apis.core.create_namespaced_service(NAMESPACE, service)
 
