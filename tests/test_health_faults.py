@@ -466,6 +466,10 @@ def no_service_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
             service["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
             service.pop("status", None)
             lab.apis.core.create_namespaced_service(NAMESPACE, service)
+            # While the Service was gone, the frontend's server pooled a keep-alive connection
+            # to its address, which this machine's outbound interception answered (404, empty
+            # body) and keeps answering: new frontend pods start with fresh pools.
+            lab.apis.core.delete_collection_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/name={FRONTEND}")
 
     return seeded_run(pytester, lab, state, table, *NO_SERVICE, seed, undo,
                       select=any_of("test_services_resolve_and_answer_from_the_entry_pod", "test_helm_test_passes",
