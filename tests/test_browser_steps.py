@@ -2,11 +2,10 @@
 real Chromium run against a local page whose script adds the text after load."""
 
 import dataclasses
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from local_http import QuietHandler, serving
 
 from shipcheck import browser, checks, commands
 from shipcheck.browser import SelectorError
@@ -98,7 +97,7 @@ SCRIPTED = b"""<!DOCTYPE html><html><body><ul data-testid="task-list"></ul>
 </script></body></html>"""
 
 
-class _PageHandler(BaseHTTPRequestHandler):
+class _PageHandler(QuietHandler):
     title = "buy milk r123"
 
     def do_GET(self):
@@ -109,24 +108,11 @@ class _PageHandler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found", "text/plain")
 
-    def _send(self, code, body, content_type):
-        self.send_response(code)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def page_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_PageHandler) as url:
+        yield url
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,10 +6,9 @@ import datetime
 import json
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import QuietHandler, serving
 
 from shipcheck import checks, commands
 from shipcheck.checks import ANY, JsonPathError, TemplateError
@@ -177,7 +176,7 @@ def test_excerpt_is_scrubbed_before_it_is_cut():
 
 
 # --- a local app to run against ----------------------------------------------------------------------
-class TodoHandler(BaseHTTPRequestHandler):
+class TodoHandler(QuietHandler):
     """A tiny task API, with the failure modes the messages must explain."""
     tasks: dict = {}
     next_id = [1]
@@ -258,18 +257,11 @@ class TodoHandler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._route("DELETE")
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def app_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TodoHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(TodoHandler) as url:
+        yield url
 
 
 @pytest.fixture

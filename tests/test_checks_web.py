@@ -3,16 +3,15 @@ no answer as a fact, and the request loop, against a real local server."""
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import QuietHandler, serving
 
 from shipcheck import web
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_GET(self):
         if self.path == "/health":
             self._send(200, b'{"status": "ok"}')
@@ -25,23 +24,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self._send(201, json.dumps({"id": 1, **body, "content_type": self.headers["content-type"]}).encode())
 
-    def _send(self, code, body):
-        self.send_response(code)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def server_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Handler) as url:
+        yield url
 
 
 @pytest.fixture

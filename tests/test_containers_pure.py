@@ -6,11 +6,10 @@ and `remove_all` are driven through small fakes of the Docker SDK objects they t
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from local_http import QuietHandler, serving
 
 from shipcheck import web, commands, containers
 from shipcheck.config import Component, Config
@@ -271,7 +270,7 @@ def test_remove_all_asks_only_for_this_runs_label():
 
 
 # --- HTTP helpers, against a real local server ------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_GET(self):
         if self.path == "/health":
             self._send(200, b'{"status": "ok"}')
@@ -288,24 +287,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def _send(self, code, body):
-        self.send_response(code)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def local_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_http_get_returns_status_and_body_for_errors_too(local_server):
