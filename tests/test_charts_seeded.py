@@ -17,22 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helm_tool import HELM, needs_helm
 
 from shipcheck import commands, config, helm as helm_mod, namespace, plan as plan_mod, quota, tools
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDED = REPO / "tests" / "seeded"
-
-
-def _helm_or_none():
-    try:
-        return tools.binary("helm")
-    except tools.ToolNotFound:
-        return None
-
-
-HELM = _helm_or_none()
-needs_helm = pytest.mark.skipif(HELM is None, reason="helm not installed (bash setup/tools.sh)")
 
 
 def write_config(directory: Path) -> Path:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helm_tool import HELM, needs_helm
 
-from shipcheck import commands, tools
+from shipcheck import commands
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -20,17 +21,6 @@ APPS = ["notes-api", "notes-web"]
 SEEDED = REPO / "tests" / "seeded" / "examples"
 # The only chart files a user of `helm create` edits here.
 USER_FILES = {Path("values.yaml"), Path("values.schema.json")}
-
-
-def _helm_or_none():
-    try:
-        return tools.binary("helm")
-    except tools.ToolNotFound:
-        return None
-
-
-HELM = _helm_or_none()
-needs_helm = pytest.mark.skipif(HELM is None, reason="helm not installed (bash setup/tools.sh)")
 
 
 def example(name: str) -> dict:
