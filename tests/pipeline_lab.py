@@ -293,6 +293,14 @@ def deploy_target(cluster: providers.Cluster, apis: kube.KubeApis, kubectl: list
     return deploy.Target(helm, apis, kubectl, timeout_s, readiness_grace_s=readiness_grace_s)
 
 
+def problems_left(what: str, probe: Callable[[], list[str]], timeout_s: float = 30.0) -> list[str]:
+    """probe() once it returns no problems, else what it still says after `timeout_s`: a
+    NetworkPolicy controller admits a new pod a moment after it starts (about 2 s here), so
+    "serving" is judged after that moment, not at the first look."""
+    waited = wait_until(what, probe, done=lambda problems: not problems, timeout_s=timeout_s, interval_s=1.0)
+    return waited.state if isinstance(waited.state, list) else [str(waited.state)]
+
+
 def settle(what: str, probe: Callable, done: Callable, timeout_s: float = 120.0, describe=repr):
     """wait_until that fails the test, naming what was waited for and what was seen last."""
     __tracebackhide__ = True

@@ -47,7 +47,6 @@ from pipeline_lab import InnerRun
 
 from shipcheck import commands, config, deploy, images, kube, rollout, web
 from shipcheck import plan as plan_mod
-from shipcheck.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -112,13 +111,9 @@ class Lab:
     def history(self) -> list[dict]:
         return self.target.helm.history(BACKEND)
 
-    def serving_problems(self, timeout_s: float = 30) -> list[str]:
-        """Why the backend is NOT back at its good release, Ready and serving ([] when it is),
-        waited on for up to `timeout_s`: a NetworkPolicy controller admits a new pod a moment
-        after it starts (about 2 s here)."""
-        waited = wait_until("the good backend serving", self._serving_problems, done=lambda problems: not problems,
-                            timeout_s=timeout_s, interval_s=1.0)
-        return waited.state if isinstance(waited.state, list) else [str(waited.state)]
+    def serving_problems(self) -> list[str]:
+        """Why the backend is NOT back at its good release, Ready and serving ([] when it is)."""
+        return pipeline_lab.problems_left("the good backend serving", self._serving_problems)
 
     def _serving_problems(self) -> list[str]:
         current, why = deploy.up_to_date(self.target, self.good)

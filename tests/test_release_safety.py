@@ -101,12 +101,8 @@ class Lab:
         status = self.tasks()
         return problems + ([] if status == 200 else [f"GET {TASKS_PATH} through the frontend: {status}"])
 
-    def settled(self, release: str = BACKEND, timeout_s: float = 30) -> list[str]:
-        """serving() once it is empty, or what it still says after `timeout_s`: a NetworkPolicy
-        controller admits a new pod a moment after it starts (about 2 s here)."""
-        waited = wait_until(f"{release} serving", lambda: self.serving(release), done=lambda problems: not problems,
-                            timeout_s=timeout_s, interval_s=1.0)
-        return waited.state if isinstance(waited.state, list) else [str(waited.state)]
+    def settled(self, release: str = BACKEND) -> list[str]:
+        return pipeline_lab.problems_left(f"{release} serving", lambda: self.serving(release))
 
 
 def slow_hook(component: config.Component) -> tuple[str, ...]:
