@@ -426,17 +426,23 @@ def events_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
                                     "test_quota_used_under_hard"))
 
 
+PROBE_FAILED = (r"Readiness probe failed: (HTTP probe failed with statuscode: 503"
+                r"|Get \"http://[^\"]+/ready\": context deadline exceeded)")
+
+
 def test_database_down_fails_the_warning_events_gate(pytester, lab, state, fault_table):
     run = events_run(pytester, lab, state, fault_table)
     pod = run.seeded["pod"]
     case = run.inner.failure("test_no_warning_events_since_deploy")
+    # The probe fails either way depending on how fast the database client gives up: a 503 from
+    # /ready, or /ready itself outliving the probe's timeout. Both are the gate doing its job.
     found = re.search(rf"(\d+) Warning event\(s\) since the deploy, limit 0:\s+Pod/{re.escape(pod)}: Unhealthy x(\d+): "
-                      r"Readiness probe failed: HTTP probe failed with statuscode: 503", case.text)
+                      rf"{PROBE_FAILED}", case.text)
     assert found and int(found[1]) >= 1 and int(found[2]) >= 1, case.text[:1500]
     assert "Fix: each names its object and reason; see the attached pod descriptions." in case.text
     # ... and the pod descriptions are attached (HTML report, JUnit system-out), with the probe's failures.
     assert f"Captured stdout diagnostics: describe pods of {BACKEND}" in run.inner.html
-    assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in case.system_out
+    assert re.search(PROBE_FAILED, case.system_out), case.system_out[-1500:]
     run.passed("test_no_restarts_and_no_oomkilled", "test_quota_used_under_hard")
 
 

@@ -82,7 +82,10 @@ def make_engine(database_url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_recycle=300,  # serverless PostgreSQL (Neon) closes idle connections
-        connect_args={"connect_timeout": 5},
+        # Both under the readiness probe's 5 s timeout, so /ready answers 503 when the database
+        # is gone rather than outliving the probe: connect_timeout for a Service without
+        # endpoints, tcp_user_timeout (ms) for a pooled connection whose peer vanished.
+        connect_args={"connect_timeout": 3, "tcp_user_timeout": 3000},
     )
 
 
