@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """kind benchmark: what the kind provider costs on this machine, written to bench/results/.
 
-  python bench/kind.py            warm: set-up no-op, create to Ready, image load, idle cost, delete
+  python bench/kind.py            warm: set-up no-op, create to Ready, image load, idle cost, then the
+                                  pipeline (pytest stages/) on the local cluster and on kind, each
+                                  once to deploy and once warm, with both clusters up; delete
   python bench/kind.py --cold     first empties the kind caches (ours only: kind, kubeadm,
                                   local-path-provisioner, the shipcheck-kind/* images) and
                                   builds with an empty Go build cache, so each piece is timed
                                   as on a fresh machine that already has the Kubernetes build
   python bench/kind.py --keep     leave the cluster running at the end
   python bench/kind.py --image REF   the image to load (default: the largest app image present)
+  python bench/kind.py --no-pipeline skip the pipeline comparison
 
-Figures go to bench/results/kind-<UTC time>.json and are printed. The local cluster is left
-alone; the kind cluster is deleted at the end unless --keep.
+Figures go to bench/results/kind-<UTC time>.json and are printed. The local cluster is
+started for the comparison when it is not running, and stopped again at the end; the kind
+cluster is deleted at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -114,11 +118,57 @@ def idle_cost(samples: int = 6) -> dict:
     return {"cpu_percent_of_one_core_mean": round(sum(cpu) / len(cpu), 1), "cpu_samples": cpu, "memory": mem[-1]}
 
 
+def pipeline_on(provider: str) -> dict:
+    """pytest stages/ against one provider: once to reach a deployed state, once warm."""
+    def once(what: str) -> tuple[float, dict]:
+        seconds, out = run([str(ROOT / ".venv" / "bin" / "pytest"), "stages/", "-q", "-p", "no:cacheprovider",
+                            "--cluster", provider, f"--html=reports/bench-kind-{provider}.html",
+                            f"--junitxml=reports/bench-kind-{provider}.xml"], f"pipeline on {provider}, {what}",
+                           check=False)
+        if re.search(r"\d+ (failed|errors?)\b", out.strip().splitlines()[-1]):
+            raise SystemExit(f"bench: the pipeline on {provider} is not green ({out.splitlines()[-1]}); "
+                             f"see reports/bench-kind-{provider}.html")
+        summary = json.loads((ROOT / "reports" / "summary.json").read_text())
+        return seconds, {r["stage"]: r["seconds"] for r in summary["sections"].get("stage timings", [])}
+    first_s, first_stages = once("to a deployed state")
+    warm_s, warm_stages = once("warm, nothing changed")
+    return {"first_s": round(first_s, 1), "first_stage_timings_s": first_stages,
+            "warm_s": round(warm_s, 1), "warm_stage_timings_s": warm_stages}
+
+
+def compare_pipelines() -> dict:
+    """The same pipeline on both clusters in one run, both up throughout (so each pays the
+    other's idle cost): the ratio is what kind costs against the local cluster."""
+    local = ["bash", str(ROOT / "setup" / "local-cluster.sh")]
+    started = subprocess.run([*local, "status"], capture_output=True).returncode != 0
+    if started:
+        run([*local, "start"], "local cluster start (for the comparison)")
+    try:
+        figures = {provider: pipeline_on(provider) for provider in ("local", "kind")}
+    finally:
+        if started:
+            run([*local, "stop"], "local cluster stop (as found)", check=False)
+    figures["warm_ratio_kind_over_local"] = round(figures["kind"]["warm_s"] / figures["local"]["warm_s"], 2)
+    figures["first_ratio_kind_over_local"] = round(figures["kind"]["first_s"] / figures["local"]["first_s"], 2)
+    figures["local_started_by_bench"] = started
+    return figures
+
+
+OUT = RESULTS / f"kind-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+
+
+def save(figures: dict) -> None:
+    """After each part too: a later failure keeps what was measured."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", action="store_true")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--image")
+    parser.add_argument("--no-pipeline", action="store_true")
     args = parser.parse_args()
     v = versions()
     figures: dict = {"versions": {k: v[k] for k in ("KIND_VERSION", "KUBERNETES_VERSION", "LOCAL_PATH_PROVISIONER_VERSION")},
@@ -126,6 +176,7 @@ def main() -> None:
     if args.cold:
         run(["bash", str(KIND_SH), "delete"], "delete any kind cluster first", check=False)
         figures["cold_build"] = cold_build(v)
+        save(figures)
     figures["warm_build_s"] = round(run(["bash", str(KIND_SH), "build"], "kind set-up, warm (no-op)")[0], 1)
     figures["node_image"] = (CACHE / "kind" / "node-image").read_text().strip()
 
@@ -144,14 +195,15 @@ def main() -> None:
                              "first_s": round(run(["bash", str(KIND_SH), "load", image], "kind load, first")[0], 1),
                              "again_s": round(run(["bash", str(KIND_SH), "load", image], "kind load, again")[0], 1)}
     figures["idle"] = idle_cost()
+    save(figures)
+    if not args.no_pipeline:
+        figures["pipeline"] = compare_pipelines()
     if not args.keep:
         figures["delete_s"] = round(run(["bash", str(KIND_SH), "delete"], "delete")[0], 1)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"kind-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    save(figures)
     print(json.dumps(figures, indent=2))
-    print(f"bench: figures written to {out}", file=sys.stderr)
+    print(f"bench: figures written to {OUT}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ pytest subprocess against the app's shipcheck.yaml, in a namespace of the test's
 - `service_get`, `request_loop`: requests to a Service through the API server's service
   proxy (kube.service_request), which picks a ready endpoint per request as the Service does.
 - `serving_problems`: why a release is not rolled out with every serving pod Ready.
-- fixtures `local_cluster`, `kube_apis`, `kubectl_argv`, `lab_namespace` (the requesting
+- `lab_provider()`: the cluster the labs use, the local one unless SHIPCHECK_LAB_CLUSTER=kind
+  (./pipeline test runs tests/test_deploy_faults.py on kind that way); `local_only`, the mark
+  of the modules that rely on the local cluster's specifics (its registry trust, its
+  NetworkPolicy controller, its containerd).
+- fixtures `lab_cluster`, `kube_apis`, `kubectl_argv`, `lab_namespace` (the requesting
   module's NAMESPACE, which must not exist yet, deleted with all it holds at the end) and
   `state` (what a module's tests share: pytester is per test); tests/conftest.py loads this
   module as a plugin.
@@ -164,7 +168,7 @@ class Inner:
         self.argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--rootdir={self.path}",
                      "-c", str(self.path / "pytest.ini"), "-o", "addopts=", "-o", "junit_family=xunit2",
                      "-o", "junit_logging=system-out", f"--junitxml={self.junit}", f"--html={self.report}",
-                     "--self-contained-html", f"--shipcheck-config={REPO / 'shipcheck.yaml'}", "--cluster=local",
+                     "--self-contained-html", f"--shipcheck-config={REPO / 'shipcheck.yaml'}", f"--cluster={lab_provider()}",
                      f"--values-profile={profile}", *set_args, *args, *stage_files]
         self.started = 0.0
 
@@ -312,21 +316,37 @@ def settle(what: str, probe: Callable, done: Callable, timeout_s: float = 120.0,
 
 
 # --- fixtures shared by the fault modules (this module is a plugin of tests/conftest.py) ----------
-@pytest.fixture(scope="module")
-def local_cluster() -> providers.Cluster:
-    if not providers.context_reachable(providers.LOCAL_KUBECONFIG):
-        pytest.skip(f"the local cluster ({providers.LOCAL_KUBECONFIG}) does not answer: ./pipeline cluster start")
-    return providers.Cluster("local", providers.LOCAL_KUBECONFIG, None, "local")
+def lab_provider() -> str:
+    return os.environ.get("SHIPCHECK_LAB_CLUSTER", "local")
+
+
+local_only = pytest.mark.skipif(lab_provider() != "local", reason="relies on the local cluster's specifics "
+                                f"(SHIPCHECK_LAB_CLUSTER={lab_provider()})")
 
 
 @pytest.fixture(scope="module")
-def kube_apis(local_cluster) -> kube.KubeApis:
-    return kube.KubeApis.connect(local_cluster.kubeconfig, local_cluster.context)
+def lab_cluster() -> providers.Cluster:
+    """The cluster the lab works on, never started here: the local one, or kind's `shipcheck`."""
+    if lab_provider() == "kind":
+        cluster = providers.Cluster("kind", providers.kind_kubeconfig(), f"kind-{providers.CLUSTER_NAME}", "kind")
+        start = "./pipeline kind create"
+    elif lab_provider() == "local":
+        cluster, start = providers.Cluster("local", providers.LOCAL_KUBECONFIG, None, "local"), "./pipeline cluster start"
+    else:
+        raise pytest.UsageError(f"SHIPCHECK_LAB_CLUSTER={lab_provider()!r}: use local or kind")
+    if not providers.context_reachable(cluster.kubeconfig, cluster.context):
+        pytest.skip(f"the {cluster.provider} cluster ({cluster.kubeconfig}) does not answer: {start}")
+    return cluster
 
 
 @pytest.fixture(scope="module")
-def kubectl_argv(local_cluster) -> list[str]:
-    return [tools.binary("kubectl"), *local_cluster.kube_args()]
+def kube_apis(lab_cluster) -> kube.KubeApis:
+    return kube.KubeApis.connect(lab_cluster.kubeconfig, lab_cluster.context)
+
+
+@pytest.fixture(scope="module")
+def kubectl_argv(lab_cluster) -> list[str]:
+    return [tools.binary("kubectl"), *lab_cluster.kube_args()]
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,8 @@ import pytest
 
 from shipcheck import app_secrets, commands, kube
 
-pytestmark = [pytest.mark.cluster, pytest.mark.docker]
+# Local cluster only: not yet run on kind.
+pytestmark = [pytest.mark.cluster, pytest.mark.docker, pipeline_lab.local_only]
 
 NAMESPACE = f"shipcheck-faults-{secrets.token_hex(3)}"
 IMAGE_PREFIX = "shipcheck-canary/"
@@ -120,7 +121,7 @@ def cluster_texts(lab_apis: kube.KubeApis, helm) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def canary_run(request, lab_namespace, kube_apis, local_cluster, kubectl_argv, tmp_path_factory):
+def canary_run(request, lab_namespace, kube_apis, lab_cluster, kubectl_argv, tmp_path_factory):
     """Stages 1-5 with the canaries, and every artifact of the run by name."""
     cfg = pipeline_lab.app_config()
     db = cfg.components["todo-postgres"].database
@@ -146,7 +147,7 @@ def canary_run(request, lab_namespace, kube_apis, local_cluster, kubectl_argv, t
     for c in cfg.components.values():
         ref = f"{IMAGE_PREFIX}{c.image}:{c.tag}"
         texts.update(image_texts(ref))
-    helm = pipeline_lab.deploy_target(local_cluster, kube_apis, kubectl_argv, NAMESPACE, timeout_s=120,
+    helm = pipeline_lab.deploy_target(lab_cluster, kube_apis, kubectl_argv, NAMESPACE, timeout_s=120,
                                       readiness_grace_s=15).helm
     texts.update(cluster_texts(kube_apis, helm))
     yield run, texts

@@ -45,7 +45,7 @@ import pipeline_lab
 import pytest
 from pipeline_lab import InnerRun
 
-from shipcheck import commands, config, deploy, images, kube, rollout, web
+from shipcheck import commands, config, deploy, images, kube, providers, rollout, web
 from shipcheck import plan as plan_mod
 
 pytestmark = pytest.mark.cluster
@@ -173,7 +173,7 @@ def lab_cfg() -> config.Config:
 
 
 @pytest.fixture(scope="module")
-def crash_image(local_cluster, lab_cfg) -> str:
+def crash_image(lab_cluster, lab_cfg) -> str:
     """<backend image>-crash:<tag>: the stage-1 backend image with a start command that exits
     1. Removed afterwards from the engine and the cluster (only this tag)."""
     import docker
@@ -189,8 +189,12 @@ def crash_image(local_cluster, lab_cfg) -> str:
                  what=f"building {ref}")
     yield ref
     engine.images.remove(ref, force=True)
-    if Path(LOCAL_CONTAINERD).exists():  # the copy setup/local-cluster.sh loaded into the cluster's containerd
-        name = f"docker.io/{ref}" if "/" in ref.split(":")[0] else f"docker.io/library/{ref}"
+    # The copy the provider loaded into the node's containerd.
+    name = f"docker.io/{ref}" if "/" in ref.split(":")[0] else f"docker.io/library/{ref}"
+    if lab_cluster.provider == "kind":
+        commands.run([*images.docker_cli(), "exec", f"{providers.CLUSTER_NAME}-control-plane", "ctr", "-n", "k8s.io",
+                      "images", "rm", name], check=False, timeout_s=60)
+    elif Path(LOCAL_CONTAINERD).exists():
         commands.run(["ctr", "--address", LOCAL_CONTAINERD, "-n", "k8s.io", "images", "rm", name],
                      check=False, timeout_s=60)
 
@@ -208,9 +212,9 @@ def baseline(pytester, state, lab_namespace) -> InnerRun:
 
 
 @pytest.fixture
-def lab(baseline, state, local_cluster, kube_apis, kubectl_argv, lab_cfg) -> Lab:
+def lab(baseline, state, lab_cluster, kube_apis, kubectl_argv, lab_cfg) -> Lab:
     if "lab" not in state:
-        target = pipeline_lab.deploy_target(local_cluster, kube_apis, kubectl_argv, NAMESPACE,
+        target = pipeline_lab.deploy_target(lab_cluster, kube_apis, kubectl_argv, NAMESPACE,
                                             timeout_s=FAULT_TIMEOUT_S, readiness_grace_s=GRACE_S)
         planner = pipeline_lab.Planner(lab_cfg, target)
         state["lab"] = Lab(planner, planner.plan(lab_cfg.components[BACKEND]))

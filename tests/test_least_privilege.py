@@ -25,7 +25,8 @@ from pipeline_lab import InnerRun
 
 from shipcheck import commands, config, kube, namespace
 
-pytestmark = [pytest.mark.cluster, pytest.mark.docker]
+# Local cluster only: it deploys from the lab registry the local cluster trusts.
+pytestmark = [pytest.mark.cluster, pytest.mark.docker, pipeline_lab.local_only]
 
 REPO = pipeline_lab.REPO
 RBAC = REPO / "examples" / "rbac" / "shipcheck-rbac.yaml"
@@ -78,8 +79,8 @@ def account_kubeconfig(admin: kube.KubeApis, kubectl: list[str], account: str, p
 
 
 @pytest.fixture(scope="module")
-def admin(local_cluster) -> kube.KubeApis:
-    return kube.KubeApis.connect(local_cluster.kubeconfig, None)
+def admin(lab_cluster) -> kube.KubeApis:
+    return kube.KubeApis.connect(lab_cluster.kubeconfig, None)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def granted(admin, kubectl_argv, lab_namespace, tmp_path_factory) -> dict[str, P
 
 
 @pytest.fixture(scope="module")
-def lab_registry(local_cluster):
+def lab_registry(lab_cluster):
     from test_registry import start_lab_registry
 
     return start_lab_registry()

@@ -29,7 +29,8 @@ from pipeline_lab import InnerRun
 
 from shipcheck import commands, config, deploy, helm as helm_mod, kube, plan, registry, tools
 
-pytestmark = [pytest.mark.cluster, pytest.mark.docker]
+# Local cluster only: the nodes trust the lab registry's CA through the local cluster's containerd.
+pytestmark = [pytest.mark.cluster, pytest.mark.docker, pipeline_lab.local_only]
 
 REPO = pipeline_lab.REPO
 SETUP = REPO / "setup" / "registry.sh"
@@ -90,7 +91,7 @@ def start_lab_registry() -> LabRegistry:
 
 
 @pytest.fixture(scope="module")
-def lab_registry(local_cluster) -> LabRegistry:
+def lab_registry(lab_cluster) -> LabRegistry:
     return start_lab_registry()
 
 
@@ -145,8 +146,8 @@ def test_stages_1_to_5_green_pulling_from_the_registry(baseline, lab_registry):
     assert "image loads" not in baseline.figures, baseline.figures.get("image loads")
 
 
-def test_pods_pull_by_digest_with_the_pull_secret(baseline, lab_registry, local_cluster):
-    apis = kube.KubeApis.connect(local_cluster.kubeconfig, None)
+def test_pods_pull_by_digest_with_the_pull_secret(baseline, lab_registry, lab_cluster):
+    apis = kube.KubeApis.connect(lab_cluster.kubeconfig, None)
     digests = {r["image"].rsplit("/", 1)[1].split(":")[0]: r["digest"] for r in baseline.figures["pushes"]}
     pods = [p for p in apis.core.list_namespaced_pod(NAMESPACE).items if not p.metadata.deletion_timestamp
             and (p.metadata.labels or {}).get("app.kubernetes.io/instance") in digests
@@ -194,11 +195,11 @@ def test_wrong_password_is_refused_before_any_build(pytester, baseline, lab_regi
 class Lab:
     """The frontend release in our namespace, and the ways to deploy it with a broken image."""
 
-    def __init__(self, local_cluster, kubectl_argv, lab_registry: LabRegistry, push: dict):
+    def __init__(self, lab_cluster, kubectl_argv, lab_registry: LabRegistry, push: dict):
         self.cfg = config.load(REPO / "shipcheck.yaml", list(BASE_SETS))
         self.component = self.cfg.components[FRONTEND]
-        self.helm = helm_mod.Helm(tools.binary("helm"), local_cluster.helm_args(), NAMESPACE)
-        self.apis = kube.KubeApis.connect(local_cluster.kubeconfig, None)
+        self.helm = helm_mod.Helm(tools.binary("helm"), lab_cluster.helm_args(), NAMESPACE)
+        self.apis = kube.KubeApis.connect(lab_cluster.kubeconfig, None)
         self.target = deploy.Target(self.helm, self.apis, kubectl_argv, 120, pulls_expected=True)
         self.registry = lab_registry
         self.repository, self.digest = push["image"].rsplit(":", 1)[0], push["digest"]
@@ -221,10 +222,10 @@ class Lab:
 
 
 @pytest.fixture
-def lab(baseline, state, local_cluster, kubectl_argv, lab_registry) -> Lab:
+def lab(baseline, state, lab_cluster, kubectl_argv, lab_registry) -> Lab:
     if "lab" not in state:
         push = next(r for r in baseline.figures["pushes"] if f"/{FRONTEND}:" in r["image"])
-        state["lab"] = Lab(local_cluster, kubectl_argv, lab_registry, push)
+        state["lab"] = Lab(lab_cluster, kubectl_argv, lab_registry, push)
     lab = state["lab"]
     assert lab.serving() == 200, "before the fault, the frontend does not serve"
     return lab

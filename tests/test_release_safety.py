@@ -48,7 +48,8 @@ from pipeline_lab import Inner, InnerRun
 from shipcheck import config, deploy, helm as helm_mod, kube, plan as plan_mod, rollout, web
 from shipcheck.waiting import wait_until
 
-pytestmark = pytest.mark.cluster
+# Local cluster only: not yet run on kind.
+pytestmark = [pytest.mark.cluster, pipeline_lab.local_only]
 
 SEEDED = Path(__file__).resolve().parent / "seeded"
 NAMESPACE = f"shipcheck-faults-{secrets.token_hex(3)}"
@@ -149,9 +150,9 @@ def baseline(pytester, state, lab_namespace) -> InnerRun:
 
 
 @pytest.fixture
-def lab(baseline, state, local_cluster, kube_apis, kubectl_argv) -> Lab:
+def lab(baseline, state, lab_cluster, kube_apis, kubectl_argv) -> Lab:
     if "lab" not in state:
-        target = pipeline_lab.deploy_target(local_cluster, kube_apis, kubectl_argv, NAMESPACE, timeout_s=120,
+        target = pipeline_lab.deploy_target(lab_cluster, kube_apis, kubectl_argv, NAMESPACE, timeout_s=120,
                                             readiness_grace_s=15)
         state["lab"] = Lab(pipeline_lab.Planner(pipeline_lab.app_config(BASE_SETS), target))
     return state["lab"]
