@@ -38,8 +38,7 @@ import pytest
 
 from shipcheck import app_secrets, commands, kube
 
-# Local cluster only: not yet run on kind.
-pytestmark = [pytest.mark.cluster, pytest.mark.docker, pipeline_lab.local_only]
+pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
 NAMESPACE = f"shipcheck-faults-{secrets.token_hex(3)}"
 IMAGE_PREFIX = "shipcheck-canary/"

@@ -48,8 +48,7 @@ from pipeline_lab import Inner, InnerRun
 from shipcheck import config, deploy, helm as helm_mod, kube, plan as plan_mod, rollout, web
 from shipcheck.waiting import wait_until
 
-# Local cluster only: not yet run on kind.
-pytestmark = [pytest.mark.cluster, pipeline_lab.local_only]
+pytestmark = pytest.mark.cluster
 
 SEEDED = Path(__file__).resolve().parent / "seeded"
 NAMESPACE = f"shipcheck-faults-{secrets.token_hex(3)}"
