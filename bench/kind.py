@@ -129,7 +129,7 @@ def pipeline_on(provider: str) -> dict:
             raise SystemExit(f"bench: the pipeline on {provider} is not green ({out.splitlines()[-1]}); "
                              f"see reports/bench-kind-{provider}.html")
         summary = json.loads((ROOT / "reports" / "summary.json").read_text())
-        return seconds, {r["stage"]: r["seconds"] for r in summary["sections"].get("stage timings", [])}
+        return seconds, {f"{r['stage']} {r['name']}": r["seconds"] for r in summary["stages"]}
     first_s, first_stages = once("to a deployed state")
     warm_s, warm_stages = once("warm, nothing changed")
     return {"first_s": round(first_s, 1), "first_stage_timings_s": first_stages,
