@@ -5,22 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from shipcheck import commands, manifest_policy as mp, tools
+from helm_tool import HELM, needs_helm
+from shipcheck import commands, manifest_policy as mp
 from shipcheck import helm as helm_mod
 
 REPO = Path(__file__).resolve().parents[1]
 APPS = ("todo-frontend", "todo-backend")
 
-
-def _helm_or_none():
-    try:
-        return tools.binary("helm")
-    except tools.ToolNotFound:
-        return None
-
-
-HELM = _helm_or_none()
-pytestmark = pytest.mark.skipif(HELM is None, reason="helm not installed (bash setup/tools.sh)")
+pytestmark = needs_helm
 
 
 def render(chart: str, *sets: str) -> list[dict]:
