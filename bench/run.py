@@ -41,6 +41,10 @@ def timed(argv: list[str], what: str, check: bool = True) -> float:
     return seconds
 
 
+def stage_timings() -> dict[str, float]:
+    return {f"{r['stage']} {r['name']}": r["seconds"] for r in summary()["stages"]}
+
+
 def pytest(*args: str) -> list[str]:
     return ["pytest", "-q", "-p", "no:cacheprovider", "--html=reports/bench.html", "--junitxml=reports/bench.xml", *args]
 
@@ -70,26 +74,12 @@ def pipeline() -> dict:
     figures["deploy_to_ready_s"] = {d["release"]: d["ready_after_s"] for d in summary()["sections"].get("deploys", [])}
     figures["whole_pipeline_warm_s"] = timed(pytest("stages/"), "whole pipeline warm")
     figures["zero_downtime"] = summary()["sections"].get("zero downtime")
-    figures["stage_timings_s"] = {f"{r['stage']} {r['name']}": r["seconds"] for r in summary()["stages"]}
+    figures["stage_timings_s"] = stage_timings()
     figures["whole_pipeline_warm_without_zero_downtime_s"] = timed(
         pytest("stages/", "-k", "not zero_downtime"), "whole pipeline warm, without the zero-downtime upgrades")
     figures["suite_build_and_deploy_warm_s"] = timed(pytest("stages/test_01_build.py", "stages/test_04_deploy.py"),
                                                      "stages 1+4 warm (build and deploy)")
-    bare = 0.0
-    # The Dockerfiles' default bases (official names; stand-ins under those names without a registry).
-    for name, dockerfile, context, args in (("todo-frontend", "dockerfiles/web.Dockerfile", "app/web", []),
-                                            ("todo-backend", "dockerfiles/api.Dockerfile", "app/api", [])):
-        bare += timed(["/usr/bin/docker", "build", "-q", "-f", dockerfile, *args, "--secret",
-                       "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:v1.0.0", context],
-                      f"bare docker build {name}")
-    for name in ("todo-backend", "todo-frontend"):
-        extra = ["--set", "secret.existingSecret=todo-backend-secret"] if name == "todo-backend" else []
-        bare += timed(["helm", "upgrade", "--install", name, f"charts/{name}", "-n", "todo", "--kubeconfig", KUBECONFIG,
-                       "--reuse-values", "--wait", "--timeout", "300s", *extra], f"bare helm upgrade --install --wait {name}")
-    # "a curl": the backend's health through the frontend's pod (no curl in the images).
-    bare += timed(["kubectl", "--kubeconfig", KUBECONFIG, "-n", "todo", "exec", "deploy/todo-frontend", "--", "node", "-e",
-                   "require('http').get('http://todo-backend:8000/health',r=>process.exit(r.statusCode===200?0:1))"],
-                  "bare curl from the frontend pod")
+    bare = bare_commands(backend_sets=("secret.existingSecret=todo-backend-secret",))
     figures["bare_commands_s"] = round(bare, 1)
     figures["overhead_build_and_deploy"] = round(figures["suite_build_and_deploy_warm_s"] / bare, 2)
     # The bare upgrades made new revisions; put the pipeline's own state back.
@@ -97,18 +87,32 @@ def pipeline() -> dict:
     return figures
 
 
-def bare_commands() -> float:
-    """docker build x2, helm upgrade --install --wait x2, a curl: the work of (b) done by hand."""
+DEPLOYED_TAG = "v1.0.0"
+APPS = (("todo-frontend", "dockerfiles/web.Dockerfile", "app/web"),
+        ("todo-backend", "dockerfiles/api.Dockerfile", "app/api"))
+
+
+def bare_commands(tag: str = DEPLOYED_TAG, backend_sets: tuple[str, ...] = ()) -> float:
+    """docker build x2, helm upgrade --install --wait x2, a curl: the suite's work done by hand.
+    A tag other than the deployed one is a new backend image, as a developer without the suite
+    would ship it: loaded into the node and set on its release, so the backend rolls (the
+    frontend's build is cached and its upgrade a no-op)."""
     seconds = 0.0
-    for name, dockerfile, context in (("todo-frontend", "dockerfiles/web.Dockerfile", "app/web"),
-                                      ("todo-backend", "dockerfiles/api.Dockerfile", "app/api")):
+    # The Dockerfiles' default bases (official names; stand-ins under those names without a registry).
+    for name, dockerfile, context in APPS:
         seconds += timed(["/usr/bin/docker", "build", "-q", "-f", dockerfile, "--secret",
-                          "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:v1.0.0", context],
+                          "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:{tag}", context],
                          f"bare docker build {name}")
+    sets = list(backend_sets)
+    if tag != DEPLOYED_TAG:
+        seconds += timed(["bash", "setup/local-cluster.sh", "load", f"todo-backend:{tag}"], "bare image load into the node")
+        sets.append(f"image.tag={tag}")
     for name in ("todo-backend", "todo-frontend"):
+        extra = [arg for item in sets for arg in ("--set", item)] if name == "todo-backend" else []
         seconds += timed(["helm", "upgrade", "--install", name, f"charts/{name}", "-n", "todo", "--kubeconfig",
-                          KUBECONFIG, "--reuse-values", "--wait", "--timeout", "300s"],
+                          KUBECONFIG, "--reuse-values", *extra, "--wait", "--timeout", "300s"],
                          f"bare helm upgrade --install --wait {name}")
+    # "a curl": the backend's health through the frontend's pod (no curl in the images).
     seconds += timed(["kubectl", "--kubeconfig", KUBECONFIG, "-n", "todo", "exec", "deploy/todo-frontend", "--", "node",
                       "-e", "require('http').get('http://todo-backend:8000/health',r=>process.exit(r.statusCode===200?0:1))"],
                      "bare curl from the frontend pod")
@@ -116,31 +120,15 @@ def bare_commands() -> float:
 
 
 def bare_change(source: Path, original: str) -> float:
-    """(b)'s work done by hand, as a developer without the suite would: the same kind of edit,
-    docker build x2 (the frontend cached), the new backend image into the node under a tag of
-    its own, helm upgrade --install --wait of both (the backend rolls, the frontend does not),
-    a curl. The same rebuild and the same one rollout as (b), so b/c is the suite's cost."""
+    """(b)'s work done by hand: the same kind of edit, then bare_commands under a tag of its
+    own. The same rebuild and the same one rollout as (b), so b/c is the suite's cost."""
     tag = f"bench-{time.time():.0f}"
     source.write_text(original + f"# bench edit by hand {tag}\n")
-    seconds = 0.0
     try:
-        for name, dockerfile, context in (("todo-frontend", "dockerfiles/web.Dockerfile", "app/web"),
-                                          ("todo-backend", "dockerfiles/api.Dockerfile", "app/api")):
-            seconds += timed(["/usr/bin/docker", "build", "-q", "-f", dockerfile, "--secret",
-                              "id=ca,src=/etc/ssl/certs/ca-certificates.crt", "-t", f"{name}:{tag}", context],
-                             f"bare docker build {name}")
+        return bare_commands(tag)
     finally:
         source.write_text(original)
-    seconds += timed(["bash", "setup/local-cluster.sh", "load", f"todo-backend:{tag}"], "bare image load into the node")
-    for name, extra in (("todo-backend", ["--set", f"image.tag={tag}"]), ("todo-frontend", [])):
-        seconds += timed(["helm", "upgrade", "--install", name, f"charts/{name}", "-n", "todo", "--kubeconfig",
-                          KUBECONFIG, "--reuse-values", *extra, "--wait", "--timeout", "300s"],
-                         f"bare helm upgrade --install --wait {name}")
-    seconds += timed(["kubectl", "--kubeconfig", KUBECONFIG, "-n", "todo", "exec", "deploy/todo-frontend", "--", "node",
-                      "-e", "require('http').get('http://todo-backend:8000/health',r=>process.exit(r.statusCode===200?0:1))"],
-                     "bare curl from the frontend pod")
-    subprocess.run(["/usr/bin/docker", "rmi", f"todo-backend:{tag}", f"todo-frontend:{tag}"], capture_output=True)
-    return seconds
+        subprocess.run(["/usr/bin/docker", "rmi", f"todo-backend:{tag}", f"todo-frontend:{tag}"], capture_output=True)
 
 
 def devloop() -> dict:
@@ -150,13 +138,13 @@ def devloop() -> dict:
     original = source.read_text()
     timed(pytest("stages/"), "settle: the pipeline once, so (a) starts from a deployed, proven state", check=False)
     figures = {"a_warm_no_change_s": timed(pytest("stages/"), "(a) warm, nothing changed")}
-    figures["a_stage_timings_s"] = {f"{r['stage']} {r['name']}": r["seconds"] for r in summary()["stages"]}
+    figures["a_stage_timings_s"] = stage_timings()
     figures["a_zero_downtime"] = summary()["sections"].get("zero downtime")
     try:
         source.write_text(original + f"# bench edit {time.time():.0f}\n")
         figures["b_one_line_change_s"] = timed(pytest("stages/"), "(b) one-line change in the backend", check=False)
         figures["b_outcome"] = summary().get("stages")
-        figures["b_stage_timings_s"] = {f"{r['stage']} {r['name']}": r["seconds"] for r in summary()["stages"]}
+        figures["b_stage_timings_s"] = stage_timings()
         figures["b_zero_downtime"] = summary()["sections"].get("zero downtime")
         figures["b_deploys"] = summary()["sections"].get("deploys")
     finally:
