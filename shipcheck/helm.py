@@ -188,20 +188,6 @@ class Helm:
     def test(self, release: str, timeout_s: float = 180) -> commands.CommandResult:
         return self.run("test", release, "--logs", "--timeout", f"{int(timeout_s)}s", timeout_s=timeout_s + 60)
 
-    def last_test_passed(self, release: str) -> str | None:
-        """When the current revision's `helm test` last passed (every test hook Succeeded after
-        the revision was deployed), else None."""
-        result = self.run("status", release, "-o", "json")
-        if not result.ok:
-            return None
-        status = json.loads(result.stdout or "{}")
-        tests = [h for h in status.get("hooks") or [] if "test" in (h.get("events") or [])]
-        runs = [h.get("last_run") or {} for h in tests]
-        deployed = (status.get("info") or {}).get("last_deployed", "")
-        if not tests or any(r.get("phase") != "Succeeded" or (r.get("started_at") or "") < deployed for r in runs):
-            return None
-        return max(r["completed_at"] for r in runs)[:19].replace("T", " ") + " UTC"
-
     def releases(self) -> list[str]:
         return self.run("list", "--all", "--short").stdout.split()
 

@@ -206,16 +206,16 @@ def test_declared_checks_pass_through_the_cluster(request, live, cfg, service_ur
     assert not checks.first_failure(results), checks.failure_message(results)
 
 
-def test_helm_test_passes(live, helm, component, figures):
+def test_helm_test_passes(live, helm, kube, cfg, component, figures):
     if component not in live.components:
         pytest.skip(f"{component.name} is not deployed")
     if not component.helm_test:
         pytest.skip(f"helm_test: false for {component.name} in shipcheck.yaml")
     outcome = live.outcomes[component.name]
-    passed = helm.last_test_passed(component.release)
-    if outcome.skipped and passed:  # the same revision passed its tests, and nothing changed since
-        figures.add("reused", what=f"helm test {component.release}", detail=f"passed at revision {outcome.revision} "
-                                                                          f"({passed}), unchanged since")
+    digest = next(p.digest() for p in live.plan.releases if p.release == component.release)
+    passed = proofs.helm_test_passed(kube, cfg.namespace, component.release, digest)
+    if outcome.skipped and passed:  # nothing deployed this run, and this very render passed before
+        figures.add("reused", what=f"helm test {component.release}", detail=f"{passed}, unchanged since")
         return
     result = helm.test(component.release)
     if "no tests found" in result.stdout.lower() or (result.ok and "TEST SUITE:" not in result.stdout):
@@ -223,6 +223,7 @@ def test_helm_test_passes(live, helm, component, figures):
     # helm writes the verdict to stderr and the test pod's log (--logs) to stdout: both belong here.
     assert result.ok, (f"`helm test {component.release}` failed:\n{result.tail(40, both=True)}\n"
                        "Fix: the test pod's log and events are above; a refused pod (Pod Security, quota) names why.")
+    proofs.record_helm_test(kube, cfg.namespace, component.release, digest, outcome.revision)
 
 
 def synthetic_proof(live, cfg, deliver, kube, helm, deploy_target, built, docker_client) -> tuple:

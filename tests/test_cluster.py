@@ -25,7 +25,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from shipcheck import commands, diagnostics, kube as facts, metrics, progress, quota, rollout, traffic
+from shipcheck import commands, diagnostics, kube as facts, metrics, progress, proofs, quota, rollout, traffic
 from shipcheck.waiting import WaitResult, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -375,6 +375,20 @@ def test_helm_installs_and_uninstalls_a_chart(helm, kube, namespace, tmp_path, m
     assert gone(lambda: kube.core.read_namespaced_config_map(configmap, namespace)) and not left, (
         f"after helm uninstall {release}: ConfigMap {configmap} and release records {left} remain; expected none")
     progress.say(f"helm install {installed.duration_s:.1f} s, uninstall {removed.duration_s:.1f} s")
+
+
+def test_proofs_are_kept_per_render_in_the_namespace(kube, namespace):
+    """The records stage 5 reuses: each keyed by its render, one record not erasing another
+    (server-side apply drops the fields its manager stops setting)."""
+    assert proofs.read(kube, namespace) is None and proofs.helm_test_passed(kube, namespace, "api", "d1") is None
+    proofs.record_helm_test(kube, namespace, "api", "d1", 3)
+    proof = proofs.Proof("k1", "synthetic", {"api": 5}, 120, 0, time.time())
+    proofs.record(kube, namespace, proof)
+    proofs.record_helm_test(kube, namespace, "web", "d2", 1)
+    assert proofs.read(kube, namespace) == proof
+    assert "revision 3" in (proofs.helm_test_passed(kube, namespace, "api", "d1") or "")
+    assert proofs.helm_test_passed(kube, namespace, "api", "d-other") is None  # another render: test again
+    assert "revision 1" in (proofs.helm_test_passed(kube, namespace, "web", "d2") or "")
 
 
 def test_pod_usage_is_readable_from_the_kubelet_summary(kube, server, measured):

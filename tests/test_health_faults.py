@@ -44,7 +44,7 @@ import pytest
 import yaml
 from pipeline_lab import InnerRun, settle
 
-from shipcheck import config, deploy, kube, metrics, namespace, quota, rollout
+from shipcheck import config, deploy, kube, metrics, namespace, proofs, quota, rollout
 
 # Local cluster only: its NetworkPolicy fault needs the local cluster's controller.
 pytestmark = [pytest.mark.cluster, pipeline_lab.local_only]
@@ -457,6 +457,10 @@ def no_service_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
     lookup = f"require('dns').lookup('{host}', (e) => process.exit(e ? 0 : 1))"  # exit 0: does NOT resolve
 
     def seed() -> dict:
+        # The baseline's passed helm test is reused while the render is unchanged (a deleted
+        # Service does not change it): forget it, so helm test runs over the fault, as it does
+        # on the first run of a new render.
+        lab.apis.core.patch_namespaced_config_map(proofs.CONFIGMAP, NAMESPACE, {"data": {f"helm-test.{BACKEND}": None}})
         saved["service"] = kube.plain(lab.apis, lab.apis.core.read_namespaced_service(BACKEND, NAMESPACE))
         lab.apis.core.delete_namespaced_service(BACKEND, NAMESPACE)
         frontend_pod = lab.pod(FRONTEND)["metadata"]["name"]
