@@ -130,10 +130,14 @@ def exec_in_pod(apis: KubeApis, namespace: str, pod: str, argv: list[str], conta
     """Run argv in a pod's container; (exit code, stdout+stderr). None: it did not finish in
     `timeout_s`. An exec that never started (no such executable) is 127 with the runtime's
     message. Channels are read only when they hold data: a bare read blocks until data comes."""
+    from kubernetes import client
     from kubernetes.stream import stream
     from kubernetes.stream.ws_client import ERROR_CHANNEL
 
-    resp = stream(apis.core.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
+    # stream() swaps the client's request method for a websocket one while it runs: on the
+    # shared client, a request from another thread meanwhile would go out as a websocket.
+    own = client.CoreV1Api(client.ApiClient(apis.api_client.configuration))
+    resp = stream(own.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
                   stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
     output: list[str] = []
     deadline = time.monotonic() + timeout_s

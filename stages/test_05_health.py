@@ -5,6 +5,7 @@ service DNS from inside the entry component, the checks declared in shipcheck.ya
 through the cluster, `helm test`, and zero downtime across a rolling update.
 """
 
+import concurrent.futures
 import contextlib
 import secrets
 import time
@@ -280,8 +281,7 @@ def running_pod(kube, cfg, component) -> dict | None:
     return next((p for p in pods if (p.get("status") or {}).get("phase") == "Running"), None)
 
 
-@pytest.fixture(scope="module")
-def probe_image(live, kube, cfg):
+def find_probe_image(live, kube, cfg) -> tuple[str, str, int] | None:
     """(image, interpreter, uid): an app image already on the nodes with a TCP client (python3
     or node), found by asking a running pod of each app; the probe pods reuse it (no registry)."""
     for app in live.components:
@@ -292,25 +292,31 @@ def probe_image(live, kube, cfg):
         interpreter = netpol_live.find_interpreter(kube, cfg.namespace, pod["metadata"]["name"], container["name"])
         if interpreter:
             return container["image"], interpreter, app.uid
-    pytest.skip("no deployed app image has python3 or node, which the NetworkPolicy probe pods need for a TCP client")
+    return None
 
 
-@pytest.fixture(scope="module")
-def enforcement(live, kube, cfg, probe_image, figures):
-    """Whether this cluster enforces NetworkPolicies: the deny test in a scratch namespace."""
-    image, interpreter, uid = probe_image
-    result = netpol_live.enforcement(kube, f"{cfg.namespace}-netpol-check-{secrets.token_hex(2)}", image, interpreter, uid)
-    figures.add("network policy enforcement", image=image, **result.row())
-    return result
+@pytest.fixture(scope="module", autouse=True)
+def enforcement(request, live, kube, cfg):
+    """Whether this cluster enforces NetworkPolicies: the deny test in a scratch namespace. It
+    spends seconds waiting for two pods to start, so it starts with the stage and runs beside
+    the other gates (only when the live NetworkPolicy gate is to run); the gate waits for it."""
+    if not any(item.originalname == "test_network_policies_enforced_live" for item in request.session.items):
+        yield None
+        return
+
+    def deny_test() -> tuple[tuple[str, str, int] | None, netpol_live.Enforcement | None]:
+        found = find_probe_image(live, kube, cfg)
+        scratch = f"{cfg.namespace}-netpol-check-{secrets.token_hex(2)}"
+        return found, found and netpol_live.enforcement(kube, scratch, *found)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(deny_test)
 
 
-def test_network_policies_enforced_live(live, kube, cfg, probe_image, enforcement, figures):
+def test_network_policies_enforced_live(live, kube, cfg, enforcement, figures):
     """From inside the cluster: each declared path works (from a pod of the client to the
     server's Service), and a pod whose labels match no component is refused by every
     non-entry component that a NetworkPolicy isolates."""
-    if not enforcement.enforced:
-        pytest.skip(f"{'could not tell whether this cluster enforces' if enforcement.enforced is None else 'this cluster does not enforce'} NetworkPolicies ({enforcement.reason}, "
-                    f"{enforcement.seconds:.1f} s); the static gate of stage 3 still judged them")
     deployed = {c.name: c for c in live.components}
     problems, started = [], time.monotonic()
 
@@ -333,6 +339,15 @@ def test_network_policies_enforced_live(live, kube, cfg, probe_image, enforcemen
         if not outcome.ok:
             problems.append(f"{path}: from pod {pod['metadata']['name']}, {outcome}; expected open (declared). Fix: admit "
                             f"{path.client}'s pod labels in {path.server}'s NetworkPolicy (networkPolicy.allowedClients)")
+    # The declared paths were probed while the deny test ran; their verdict counts only where
+    # policies are enforced.
+    probe_image, verdict = enforcement.result()
+    if probe_image is None:
+        pytest.skip("no deployed app image has python3 or node, which the NetworkPolicy probe pods need for a TCP client")
+    figures.add("network policy enforcement", image=probe_image[0], **verdict.row())
+    if not verdict.enforced:
+        pytest.skip(f"{'could not tell whether this cluster enforces' if verdict.enforced is None else 'this cluster does not enforce'} NetworkPolicies ({verdict.reason}, "
+                    f"{verdict.seconds:.1f} s); the static gate of stage 3 still judged them")
     # The stranger is refused only where a policy isolates the component (none: not a failure).
     entry, policies = netpol.entry_component(cfg), netpol_live.live_policies(kube, cfg.namespace)
     isolated = []
