@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from run import stage_timings  # bench/run.py: the stages' seconds from reports/summary.json
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CACHE = Path(os.environ.get("SHIPCHECK_CACHE") or Path.home() / ".cache" / "shipcheck")
@@ -128,8 +130,7 @@ def pipeline_on(provider: str) -> dict:
         if re.search(r"\d+ (failed|errors?)\b", out.strip().splitlines()[-1]):
             raise SystemExit(f"bench: the pipeline on {provider} is not green ({out.splitlines()[-1]}); "
                              f"see reports/bench-kind-{provider}.html")
-        summary = json.loads((ROOT / "reports" / "summary.json").read_text())
-        return seconds, {f"{r['stage']} {r['name']}": r["seconds"] for r in summary["stages"]}
+        return seconds, stage_timings()
     first_s, first_stages = once("to a deployed state")
     warm_s, warm_stages = once("warm, nothing changed")
     return {"first_s": round(first_s, 1), "first_stage_timings_s": first_stages,

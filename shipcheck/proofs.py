@@ -33,9 +33,17 @@ class Proof:
 
     def describe(self) -> str:
         revisions = ", ".join(f"{r} revision {n}" for r, n in sorted(self.revisions.items()))
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.at))
-        return (f"proven by a {self.how} at {revisions} ({self.requests} requests, {self.failed} failed, {when}), "
-                "unchanged since")
+        return (f"proven by a {self.how} at {revisions} ({self.requests} requests, {self.failed} failed, "
+                f"{when(self.at)}), unchanged since")
+
+
+def when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+
+
+def helm_test_field(release: str) -> str:
+    """The ConfigMap key of a release's passed helm test."""
+    return f"helm-test.{release}"
 
 
 def key(digests: list[str]) -> str:
@@ -74,14 +82,13 @@ def record(apis: kube.KubeApis, namespace: str, proof: Proof) -> None:
 def helm_test_passed(apis: kube.KubeApis, namespace: str, release: str, digest: str) -> str | None:
     """How the release's `helm test` passed for exactly this render, else None."""
     try:
-        found = json.loads(_data(apis, namespace).get(f"helm-test.{release}", ""))
+        found = json.loads(_data(apis, namespace).get(helm_test_field(release), ""))
         if found["digest"] != digest:
             return None
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found["at"]))
-        return f"passed at revision {found['revision']} ({when}) for the same chart, values and images"
+        return f"passed at revision {found['revision']} ({when(found['at'])}) for the same chart, values and images"
     except (ValueError, TypeError, KeyError):
         return None
 
 
 def record_helm_test(apis: kube.KubeApis, namespace: str, release: str, digest: str, revision: int) -> None:
-    _store(apis, namespace, f"helm-test.{release}", {"digest": digest, "revision": revision, "at": time.time()})
+    _store(apis, namespace, helm_test_field(release), {"digest": digest, "revision": revision, "at": time.time()})

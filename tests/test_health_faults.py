@@ -460,7 +460,7 @@ def no_service_run(pytester, lab: Lab, state: dict, table: list) -> FaultRun:
         # The baseline's passed helm test is reused while the render is unchanged (a deleted
         # Service does not change it): forget it, so helm test runs over the fault, as it does
         # on the first run of a new render.
-        lab.apis.core.patch_namespaced_config_map(proofs.CONFIGMAP, NAMESPACE, {"data": {f"helm-test.{BACKEND}": None}})
+        lab.apis.core.patch_namespaced_config_map(proofs.CONFIGMAP, NAMESPACE, {"data": {proofs.helm_test_field(BACKEND): None}})
         saved["service"] = kube.plain(lab.apis, lab.apis.core.read_namespaced_service(BACKEND, NAMESPACE))
         lab.apis.core.delete_namespaced_service(BACKEND, NAMESPACE)
         frontend_pod = lab.pod(FRONTEND)["metadata"]["name"]
